@@ -1,0 +1,38 @@
+# Two entry points for a fresh clone: `make demo` and `make test`. Everything else is a helper for them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/derby-batch demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	cd playbooks && ../$(BIN)/ansible-playbook --syntax-check deploy.yml teardown.yml
+	cd playbooks && ../$(BIN)/ansible-lint --profile production --offline deploy.yml teardown.yml
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint unit
+
+bench: $(STAMP)
+	$(BIN)/derby-batch bench
+	$(BIN)/python -m batch_jobs.bench
+	$(BIN)/python -m cli.local.bench
+
+clean:
+	rm -rf $(VENV) derby-output .pytest_cache .mypy_cache .ruff_cache
