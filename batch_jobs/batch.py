@@ -1,0 +1,104 @@
+"""AWS Batch calls for chunk-step jobs: names, submit, find, terminate, describe. Returns plain data; no waiting.
+
+Job names carry what a human searches by (stack, video, chunk, step, attempt) and are deterministic, so the router
+can find a job it submitted before crashing (`find_job`) instead of submitting it twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from batch_jobs.config import STACK_ENV
+
+JOB_PARAMETERS = ("step", "video_id", "chunk", "attempt")
+JOB_COMMAND = (
+    "python", "-m", "batch_jobs", "run",
+    "--step", "Ref::step", "--video-id", "Ref::video_id", "--chunk", "Ref::chunk", "--attempt", "Ref::attempt",
+)  # fmt: skip
+_NAME_OK = re.compile(r"[^A-Za-z0-9_-]")
+DESCRIBE_LIMIT = 100
+
+
+def job_name(stack: str, video_id: str, chunk: int, step: str, attempt: int) -> str:
+    """`<stack>-<video_id>-c<chunk>-<step>-a<attempt>`, limited to what Batch accepts."""
+    return _NAME_OK.sub("_", f"{stack}-{video_id}-c{chunk:05d}-{step}-a{attempt}")[:128]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything needed to submit one chunk-step job."""
+
+    stack: str
+    queue: str
+    definition: str
+    video_id: str
+    chunk: int
+    step: str
+    attempt: int
+
+    @property
+    def name(self) -> str:
+        return job_name(self.stack, self.video_id, self.chunk, self.step, self.attempt)
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        return {"step": self.step, "video_id": self.video_id, "chunk": str(self.chunk), "attempt": str(self.attempt)}
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    name: str
+    status: str
+    reason: str
+    log_stream: str | None
+    parameters: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+def _info(job: Mapping[str, Any]) -> JobInfo:
+    container = job.get("container") or {}
+    return JobInfo(
+        job_id=job["jobId"],
+        name=job["jobName"],
+        status=job["status"],
+        reason=job.get("statusReason") or container.get("reason") or "",
+        log_stream=container.get("logStreamName"),
+        parameters=dict(job.get("parameters") or {}),
+    )
+
+
+class BatchClient:
+    """Thin wrapper over a boto3 `batch` client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def submit(self, spec: JobSpec) -> str:
+        response = self.client.submit_job(
+            jobName=spec.name,
+            jobQueue=spec.queue,
+            jobDefinition=spec.definition,
+            parameters=spec.parameters,
+            containerOverrides={"environment": [{"name": STACK_ENV, "value": spec.stack}]},
+        )
+        return str(response["jobId"])
+
+    def find_job(self, spec: JobSpec) -> str | None:
+        """Id of a job already submitted under this spec's name (any status), or None."""
+        response = self.client.list_jobs(jobQueue=spec.queue, filters=[{"name": "JOB_NAME", "values": [spec.name]}])
+        jobs = [j for j in response.get("jobSummaryList", []) if j.get("jobName") == spec.name]
+        jobs.sort(key=lambda j: j.get("createdAt", 0))
+        return str(jobs[0]["jobId"]) if jobs else None
+
+    def terminate(self, job_id: str, reason: str) -> None:
+        self.client.terminate_job(jobId=job_id, reason=reason)
+
+    def describe(self, job_ids: Sequence[str]) -> Iterator[JobInfo]:
+        """Describe any number of jobs (Batch takes 100 ids per call)."""
+        ids = list(dict.fromkeys(job_ids))
+        for start in range(0, len(ids), DESCRIBE_LIMIT):
+            for job in self.client.describe_jobs(jobs=ids[start : start + DESCRIBE_LIMIT])["jobs"]:
+                yield _info(job)
