@@ -169,6 +169,7 @@ class ChunkItem:
     start_frame: int
     end_frame: int  # exclusive
     steps: tuple[StepRecord, ...]
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the video's analysis options (every, fps)
     cancelled: bool = False
     error: str | None = None
 
@@ -196,6 +197,7 @@ class ChunkItem:
             start_frame=_int(item.get("start_frame"), "start_frame"),
             end_frame=_int(item.get("end_frame"), "end_frame"),
             steps=tuple(StepRecord.from_item(s) for s in steps),
+            options=plain(item.get("options") or {}),
             cancelled=bool(item.get("cancelled", False)),
             error=_opt_str(item.get("error"), "chunk error"),
         )
@@ -211,6 +213,7 @@ class ChunkItem:
             "start_frame": self.start_frame,
             "end_frame": self.end_frame,
             "steps": [s.to_item() for s in self.steps],
+            "options": dict(self.options),
         }
         if self.cancelled:
             item["cancelled"] = True

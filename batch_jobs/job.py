@@ -1,0 +1,150 @@
+"""The chunk-step job: `python -m batch_jobs run --step S --video-id ID --chunk N --attempt A`.
+
+Lifecycle: fencing + `running` in one conditional write (only the job whose id is recorded, or the first one, may
+run), download the chunk, run the step's action, upload the result JSON with one PUT to its deterministic key, mark
+`done` with metrics. Any error marks the step `failed` with a one-line reason and exits non-zero. A job that loses
+the fencing check exits 0 without work: the chunk belongs to another job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batch_jobs import layout
+from batch_jobs.actions import StepContext, action_for
+from batch_jobs.config import StackConfig, load_config, stack_name
+from batch_jobs.errors import PipelineError
+from batch_jobs.pipeline import step_index
+from batch_jobs.schema import ChunkItem, ResultRef
+from batch_jobs.store import Conflict, Store
+
+JOB_ID_ENV = "AWS_BATCH_JOB_ID"
+ALLOW_CPU_ENV = "DERBY_BATCH_ALLOW_CPU"  # the local stack and tests run GPU steps on the CPU on purpose
+EXIT_FAILED = 1
+
+
+@dataclass(frozen=True)
+class JobArgs:
+    step: str
+    video_id: str
+    chunk: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class JobEnv:
+    job_id: str
+    stack: str
+    allow_cpu: bool
+
+    @classmethod
+    def from_environ(cls) -> JobEnv:
+        job_id = os.environ.get(JOB_ID_ENV)
+        if not job_id:
+            raise PipelineError(f"{JOB_ID_ENV} is not set: the job cannot check that it owns the step")
+        return cls(job_id=job_id, stack=stack_name(), allow_cpu=os.environ.get(ALLOW_CPU_ENV) == "1")
+
+
+def one_line(exc: BaseException) -> str:
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:500]
+
+
+def gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _download(s3: Any, bucket: str, key: str, path: Path) -> None:
+    """One GetObject (no HEAD first): a missing object is a clear error, not a 404 traceback."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except s3.exceptions.NoSuchKey:
+        raise PipelineError(f"missing S3 object s3://{bucket}/{key}") from None
+    with path.open("wb") as out:
+        for block in body.iter_chunks(1 << 20):
+            out.write(block)
+
+
+def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    try:
+        data = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        raise PipelineError(f"missing S3 object s3://{bucket}/{key}") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"s3://{bucket}/{key} is not a JSON object")
+    return data
+
+
+class Job:
+    """One run of one chunk-step; `run()` returns the process exit code."""
+
+    def __init__(self, args: JobArgs, env: JobEnv, session: Any) -> None:
+        self.args, self.env = args, env
+        self.ssm, self.s3 = session.client("ssm"), session.client("s3")
+        self.dynamodb = session.client("dynamodb")
+
+    def run(self) -> int:
+        config = load_config(self.ssm, self.env.stack)
+        pos = step_index(config.pipeline, self.args.step)
+        store = Store(self.dynamodb, config.table)
+        a = self.args
+        started = store.mark_running(a.video_id, a.chunk, pos, a.attempt, self.env.job_id)
+        if isinstance(started, Conflict) and started.item is None:
+            raise PipelineError(f"no chunk {a.chunk} of video {a.video_id!r}")
+        if isinstance(started, Conflict):
+            print(f"fenced: {a.step} of chunk {a.chunk} (attempt {a.attempt}) is not ours to run; exiting without work")
+            return 0
+        try:
+            result, metrics = self._work(config, ChunkItem.from_item(started), pos)
+        except Exception as exc:
+            reason = one_line(exc)
+            store.mark_failed(a.video_id, a.chunk, pos, reason, job_id=self.env.job_id)
+            print(f"failed: {reason}", file=sys.stderr)
+            return EXIT_FAILED
+        if isinstance(store.mark_done(a.video_id, a.chunk, pos, self.env.job_id, result, metrics), Conflict):
+            print("the step changed while running (cancelled?); result left unrecorded", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"done: {a.step} of chunk {a.chunk} -> s3://{result.bucket}/{result.key}")
+        return 0
+
+    def _work(self, config: StackConfig, chunk: ChunkItem, pos: int) -> tuple[ResultRef, dict[str, Any]]:
+        step = config.pipeline[pos]
+        action = action_for(step)
+        if step.gpu and not self.env.allow_cpu and not gpu_visible():
+            raise PipelineError(f"step {step.name!r} needs a GPU but TensorFlow sees none (set {ALLOW_CPU_ENV}=1)")
+        previous = chunk.steps[pos - 1].result
+        with tempfile.TemporaryDirectory(prefix="derby-job-") as tmp:
+            work = Path(tmp)
+            chunk_path = work / ("chunk" + Path(chunk.key).suffix)
+            _download(self.s3, config.bucket, chunk.key, chunk_path)
+
+            def previous_result() -> dict[str, Any]:
+                if previous is None:
+                    raise PipelineError(f"step {pos - 1} of chunk {chunk.index} recorded no result")
+                return _read_json(self.s3, previous.bucket, previous.key)
+
+            outcome = action(StepContext(step, chunk, chunk_path, work, previous_result))
+        document = {
+            **outcome.document,
+            "step": step.name,
+            "attempt": self.args.attempt,
+            "chunk": {
+                "video_id": chunk.video_id,
+                "index": chunk.index,
+                "start_time": chunk.start_time,
+                "end_time": chunk.end_time,
+                "start_frame": chunk.start_frame,
+                "end_frame": chunk.end_frame,
+            },
+        }
+        key = layout.result_key(chunk.video_id, step.name, chunk.index)
+        body = json.dumps(document, separators=(",", ":")).encode()
+        self.s3.put_object(Bucket=config.bucket, Key=key, Body=body, ContentType="application/json")
+        return ResultRef(config.bucket, key), dict(outcome.metrics)

@@ -1,0 +1,289 @@
+"""DynamoDB access for video and chunk items.
+
+Every write is one conditional UpdateItem (or a conditional PutItem for a new item) on a path of the `steps` list, so
+two writers never overwrite each other's fields; a failed condition is an answer (`None`/`False`), not an error.
+Items travel as plain Python through boto3's TypeSerializer/TypeDeserializer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from batch_jobs import schema
+from batch_jobs.errors import PipelineError
+from batch_jobs.schema import ChunkItem, ResultRef, VideoItem
+
+_RESERVED = ("state", "error", "result", "metrics")  # DynamoDB reserved words used as attribute names
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _to_dynamo(value: Any) -> Any:
+    """TypeSerializer rejects floats: send them as Decimals of their shortest repr."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items()}
+
+
+def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A conditional write that lost: the item as it is now (None when the item does not exist)."""
+
+    item: dict[str, Any] | None
+
+
+class Store:
+    """One table; methods named after the transitions of `schema.TRANSITIONS`."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    # -- low level ----------------------------------------------------------------------------------------------
+    def _update(
+        self, key: Mapping[str, str], update: str, condition: str, values: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | Conflict:
+        """Conditional update returning the new item, or `Conflict` with the current item when the condition fails."""
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": serialize(key),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {f"#{w}": w for w in _RESERVED},
+            "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if values:
+            params["ExpressionAttributeValues"] = serialize(values)
+        # Expression attribute names that the expression does not use are an error in DynamoDB.
+        text = update + condition
+        params["ExpressionAttributeNames"] = {k: v for k, v in params["ExpressionAttributeNames"].items() if k in text}
+        if not params["ExpressionAttributeNames"]:
+            del params["ExpressionAttributeNames"]
+        try:
+            return deserialize(self.client.update_item(**params)["Attributes"])
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            old = exc.response.get("Item")
+            return Conflict(deserialize(old) if old else None)
+
+    def _put_new(self, item: Mapping[str, Any]) -> None:
+        try:
+            self.client.put_item(
+                TableName=self.table, Item=serialize(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise PipelineError(f"item already exists: {item['pk']} {item['sk']}") from None
+
+    def _get(self, key: Mapping[str, str]) -> dict[str, Any] | None:
+        response = self.client.get_item(TableName=self.table, Key=serialize(key), ConsistentRead=True)
+        return deserialize(response["Item"]) if "Item" in response else None
+
+    # -- reads --------------------------------------------------------------------------------------------------
+    def get_video(self, video_id: str) -> VideoItem:
+        item = self._get(schema.video_key(video_id))
+        if item is None:
+            raise PipelineError(f"no video {video_id!r}")
+        return VideoItem.from_item(item)
+
+    def get_chunk(self, video_id: str, index: int) -> ChunkItem:
+        item = self._get(schema.chunk_key(video_id, index))
+        if item is None:
+            raise PipelineError(f"no chunk {index} of video {video_id!r}")
+        return ChunkItem.from_item(item)
+
+    def chunk_items(self, video_id: str) -> list[dict[str, Any]]:
+        """Raw chunk items of a video, in index order (raw so a malformed one can still be shown)."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": serialize({":pk": schema.video_pk(video_id), ":prefix": schema.CHUNK_PREFIX}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.client.query(**params)
+            items.extend(deserialize(i) for i in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return items
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def chunks(self, video_id: str) -> list[ChunkItem]:
+        return [ChunkItem.from_item(i) for i in self.chunk_items(video_id)]
+
+    def videos(self) -> Iterator[VideoItem]:
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :sk",
+            "ExpressionAttributeValues": serialize({":sk": schema.VIDEO_SK}),
+        }
+        while True:
+            response = self.client.scan(**params)
+            for item in response["Items"]:
+                yield VideoItem.from_item(deserialize(item))
+            if "LastEvaluatedKey" not in response:
+                return
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -- creation -----------------------------------------------------------------------------------------------
+    def put_video(self, video: VideoItem) -> None:
+        self._put_new(video.to_item())
+
+    def put_chunk(self, chunk: ChunkItem) -> None:
+        self._put_new(chunk.to_item())
+
+    # -- step transitions ---------------------------------------------------------------------------------------
+    def claim_next(self, chunk: ChunkItem, step: str) -> dict[str, Any] | Conflict:
+        """Append `{step, submitted, attempt 1}` if the last step is still the `done` one we saw: the claim."""
+        n = len(chunk.steps)
+        record = schema.StepRecord(step=step, state=schema.SUBMITTED).to_item()
+        return self._update(
+            schema.chunk_key(chunk.video_id, chunk.index),
+            "SET steps = list_append(steps, :new)",
+            f"size(steps) = :n AND steps[{n - 1}].#state = :done AND attribute_not_exists(cancelled)",
+            {":new": [record], ":n": n, ":done": schema.DONE},
+        )
+
+    def record_job(self, video_id: str, index: int, pos: int, attempt: int, job_id: str) -> dict[str, Any] | Conflict:
+        """Record the submitted job's id unless another id is already recorded for this attempt."""
+        p = f"steps[{pos}]"
+        return self._update(
+            schema.chunk_key(video_id, index),
+            f"SET {p}.job_id = :job",
+            f"{p}.attempt = :a AND ({p}.job_id = :job OR (attribute_not_exists({p}.job_id) AND {p}.#state = :sub))",
+            {":job": job_id, ":a": attempt, ":sub": schema.SUBMITTED},
+        )
+
+    def mark_running(self, video_id: str, index: int, pos: int, attempt: int, job_id: str) -> dict[str, Any] | Conflict:
+        """The job's fencing check and start in one write: only the recorded (or first) job of this attempt runs."""
+        p = f"steps[{pos}]"
+        return self._update(
+            schema.chunk_key(video_id, index),
+            f"SET {p}.#state = :run, {p}.job_id = :job, {p}.started_at = :now",
+            f"{p}.attempt = :a AND {p}.#state = :sub AND attribute_not_exists(cancelled)"
+            f" AND (attribute_not_exists({p}.job_id) OR {p}.job_id = :job)",
+            {":run": schema.RUNNING, ":job": job_id, ":now": now_iso(), ":a": attempt, ":sub": schema.SUBMITTED},
+        )
+
+    def mark_done(
+        self, video_id: str, index: int, pos: int, job_id: str, result: ResultRef, metrics: Mapping[str, Any]
+    ) -> dict[str, Any] | Conflict:
+        p = f"steps[{pos}]"
+        return self._update(
+            schema.chunk_key(video_id, index),
+            f"SET {p}.#state = :done, {p}.finished_at = :now, {p}.#result = :result, {p}.#metrics = :metrics",
+            f"{p}.job_id = :job AND {p}.#state = :run",
+            {
+                ":done": schema.DONE,
+                ":now": now_iso(),
+                ":result": {"bucket": result.bucket, "key": result.key},
+                ":metrics": dict(metrics),
+                ":job": job_id,
+                ":run": schema.RUNNING,
+            },
+        )
+
+    def mark_failed(
+        self, video_id: str, index: int, pos: int, reason: str, job_id: str, attempt: int | None = None
+    ) -> dict[str, Any] | Conflict:
+        """Fail an active step if `job_id` is the recorded job; with `attempt`, also if no job id is recorded yet
+        (a Batch event can arrive before the router recorded the id). A stale job cannot fail a newer attempt."""
+        p = f"steps[{pos}]"
+        condition = f"{p}.#state IN (:sub, :run) AND ({p}.job_id = :job"
+        values: dict[str, Any] = {
+            ":failed": schema.FAILED,
+            ":now": now_iso(),
+            ":reason": reason,
+            ":sub": schema.SUBMITTED,
+            ":run": schema.RUNNING,
+            ":job": job_id,
+        }
+        if attempt is None:
+            condition += ")"
+        else:
+            condition += f" OR attribute_not_exists({p}.job_id)) AND {p}.attempt = :a"
+            values[":a"] = attempt
+        return self._update(
+            schema.chunk_key(video_id, index),
+            f"SET {p}.#state = :failed, {p}.finished_at = :now, {p}.#error = :reason, {p}.job_id = :job",
+            condition,
+            values,
+        )
+
+    def retry(self, video_id: str, index: int, pos: int, attempt: int) -> dict[str, Any] | Conflict:
+        """failed -> submitted with the next attempt; the router sees the claim and submits a new job."""
+        p = f"steps[{pos}]"
+        return self._update(
+            schema.chunk_key(video_id, index),
+            f"SET {p}.#state = :sub, {p}.attempt = :next"
+            f" REMOVE {p}.job_id, {p}.#error, {p}.started_at, {p}.finished_at, {p}.#result, {p}.#metrics",
+            f"{p}.#state = :failed AND {p}.attempt = :a AND attribute_not_exists(cancelled)",
+            {":sub": schema.SUBMITTED, ":next": attempt + 1, ":failed": schema.FAILED, ":a": attempt},
+        )
+
+    def flag_cancelled(self, video_id: str, index: int) -> dict[str, Any] | Conflict:
+        """Stops further claims on the chunk (every claim checks the flag)."""
+        return self._update(
+            schema.chunk_key(video_id, index), "SET cancelled = :t", "attribute_exists(pk)", {":t": True}
+        )
+
+    def mark_cancelled(self, video_id: str, index: int, pos: int) -> dict[str, Any] | Conflict:
+        p = f"steps[{pos}]"
+        return self._update(
+            schema.chunk_key(video_id, index),
+            f"SET {p}.#state = :cancelled, {p}.finished_at = :now",
+            f"{p}.#state IN (:sub, :run)",
+            {":cancelled": schema.CANCELLED, ":now": now_iso(), ":sub": schema.SUBMITTED, ":run": schema.RUNNING},
+        )
+
+    def record_chunk_error(self, key: Mapping[str, str], reason: str) -> dict[str, Any] | Conflict:
+        """Mark an item the router cannot process; once, so the resulting stream record is not handled again."""
+        return self._update(
+            key, "SET #error = :reason", "attribute_exists(pk) AND attribute_not_exists(#error)", {":reason": reason}
+        )
+
+    # -- video --------------------------------------------------------------------------------------------------
+    def finish_chunk(self, video_id: str, index: int, ok: bool) -> dict[str, Any] | Conflict:
+        """Add the chunk to `chunks_done` or `chunks_failed` (sets: replays change nothing)."""
+        add, remove = ("chunks_done", "chunks_failed") if ok else ("chunks_failed", "chunks_done")
+        return self._update(
+            schema.video_key(video_id), f"ADD {add} :i DELETE {remove} :i", "attribute_exists(pk)", {":i": {index}}
+        )
+
+    def reopen_chunk(self, video_id: str, index: int) -> dict[str, Any] | Conflict:
+        """A retried chunk is no longer finished; the video runs again."""
+        return self._update(
+            schema.video_key(video_id),
+            "SET #state = :running DELETE chunks_failed :i REMOVE #error",
+            "attribute_exists(pk)",
+            {":running": schema.RUNNING, ":i": {index}},
+        )
+
+    def set_video_state(self, video_id: str, state: str, error: str | None = None) -> dict[str, Any] | Conflict:
+        update = "SET #state = :state, finished_at = :now" + (", #error = :error" if error else " REMOVE #error")
+        values: dict[str, Any] = {":state": state, ":now": now_iso()}
+        if error:
+            values[":error"] = error
+        values.update({":sub": schema.SUBMITTED, ":running": schema.RUNNING})
+        return self._update(schema.video_key(video_id), update, "#state IN (:sub, :running)", values)
