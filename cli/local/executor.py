@@ -1,0 +1,272 @@
+"""The local job executor: runs each job the router submitted to (moto's) Batch as a subprocess.
+
+moto records submitted jobs and marks them SUCCEEDED at once without running anything; the executor finds them by
+polling `list_jobs` on the stack's queues, runs the job definition's command with its `Ref::` parameters filled in
+and the environment a Batch container gets, sends the output to CloudWatch Logs and hands the router the Batch job
+state change events AWS would send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cli.local.job_logs import JobLog
+from cli.local.ledger import FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, JobRecord, Ledger
+from cli.local.paths import LocalPaths
+
+POLL_SECONDS = 0.2
+# What AWS Batch reports when a container exits non-zero; the exit code is in attempts[].container.exitCode.
+EXITED_REASON = "Essential container in task exited"
+# A job the stack was running when it stopped: on AWS, the host went away under it.
+INTERRUPTED_REASON = "Host EC2 (local stack) stopped while the job was running"
+
+EventSink = Callable[[JobRecord], None]
+
+
+@dataclass(frozen=True)
+class JobEnvironment:
+    """What every job process gets on top of its job definition's environment: the stack's endpoint and region."""
+
+    endpoint: str
+    region: str
+    stack: str
+    gpu_override: Mapping[str, str]
+
+    def for_job(self, record: JobRecord) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(record.environment)
+        env.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            AWS_ACCESS_KEY_ID="local-stack-access-key",
+            AWS_SECRET_ACCESS_KEY="local-stack-secret-key",
+            AWS_REGION=self.region,
+            AWS_DEFAULT_REGION=self.region,
+            AWS_BATCH_JOB_ID=record.job_id,
+            AWS_BATCH_JOB_ATTEMPT=str(record.attempts),
+            AWS_BATCH_JQ_NAME=record.job_queue,
+            AWS_BATCH_CE_NAME="local",
+            DERBY_BATCH_STACK=self.stack,
+            PYTHONUNBUFFERED="1",
+        )
+        if record.gpu:
+            env.update(self.gpu_override)
+        return env
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def substitute(command: Iterable[str], parameters: Mapping[str, str]) -> list[str]:
+    """Batch's `Ref::name` substitution: a whole argument `Ref::name` becomes the parameter's value."""
+    out = []
+    for part in command:
+        name = part[len("Ref::") :] if part.startswith("Ref::") else None
+        out.append(parameters.get(name, part) if name is not None else part)
+    return out
+
+
+def local_argv(command: list[str]) -> list[str]:
+    """The image's `python` is this interpreter (the same venv) on the local stack."""
+    if command and command[0] in ("python", "python3"):
+        return [sys.executable, *command[1:]]
+    return command
+
+
+class JobExecutor:
+    """Discovers submitted jobs and runs them on `workers` threads; `stop` kills what runs and keeps it re-runnable."""
+
+    def __init__(
+        self,
+        batch: Any,
+        logs: Any,
+        queues: Iterable[str],
+        gpu_queues: Iterable[str],
+        log_group: str,
+        ledger: Ledger,
+        paths: LocalPaths,
+        env: JobEnvironment,
+        workers: int,
+        emit: EventSink,
+        on_interrupted: EventSink,
+    ) -> None:
+        self._batch, self._logs = batch, logs
+        self._queues, self._gpu_queues = list(queues), set(gpu_queues)
+        self._log_group = log_group
+        self.ledger, self._paths, self._env, self._emit = ledger, paths, env, emit
+        self._on_interrupted = on_interrupted
+        self._discover_lock = threading.Lock()
+        self._started: set[str] = set()
+        self._todo: queue.Queue[str | None] = queue.Queue()
+        self._stopping = threading.Event()
+        self._procs: dict[str, subprocess.Popen[str]] = {}
+        self._procs_lock = threading.Lock()
+        self._definitions: dict[str, dict[str, Any]] = {}
+        self._threads = [threading.Thread(target=self._discover_loop, name="executor-discover", daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._work_loop, name=f"executor-worker-{i}", daemon=True) for i in range(workers)
+        ]
+
+    def start(self) -> None:
+        """Run what the ledger left queued; fail what was running when the stack stopped, as a lost host would."""
+        for record in self.ledger.all():
+            if record.status == QUEUED:
+                self._todo.put(record.job_id)
+            elif record.status == RUNNING:
+                self._finish(record, None, INTERRUPTED_REASON)
+                self._on_interrupted(record)
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Record every job moto holds, kill running job processes (they stay RUNNING, re-run on restart)."""
+        self._stopping.set()
+        try:
+            self.discover()
+        finally:
+            with self._procs_lock:
+                procs = list(self._procs.values())
+            for proc in procs:
+                kill_group(proc)
+            for _ in self._threads[1:]:
+                self._todo.put(None)
+            for thread in self._threads:
+                thread.join(timeout=30)
+
+    def busy(self) -> bool:
+        """True while a job is queued or running: the stack is not idle yet."""
+        return any(r.status not in FINISHED for r in self.ledger.all())
+
+    def discover(self) -> list[str]:
+        """New job ids on the stack's queues, recorded in the ledger and queued to run."""
+        with self._discover_lock:
+            return self._discover()
+
+    def _discover(self) -> list[str]:
+        new: list[str] = []
+        for name in self._queues:
+            paginator_kwargs = {"jobQueue": name, "filters": [{"name": "JOB_NAME", "values": ["*"]}]}
+            summaries = self._batch.list_jobs(**paginator_kwargs)["jobSummaryList"]
+            new += [s["jobId"] for s in summaries if s["jobId"] not in self.ledger]
+        for start in range(0, len(new), 100):
+            for job in self._batch.describe_jobs(jobs=new[start : start + 100])["jobs"]:
+                self.ledger.save(self._record(job))
+        for job_id in new:
+            if not self._stopping.is_set():
+                self._todo.put(job_id)
+        return new
+
+    def _record(self, job: Mapping[str, Any]) -> JobRecord:
+        definition = self._definition(job["jobDefinition"])
+        props = definition.get("containerProperties", {})
+        overrides = job.get("container", {})
+        parameters = {**definition.get("parameters", {}), **job.get("parameters", {})}
+        environment = {e["name"]: e["value"] for e in props.get("environment", [])}
+        return JobRecord(
+            job_id=job["jobId"],
+            job_name=job["jobName"],
+            job_arn=job.get("jobArn", job["jobId"]),
+            job_queue=job["jobQueue"].rsplit("/", 1)[-1],
+            job_definition=definition["jobDefinitionName"],
+            job_definition_arn=definition["jobDefinitionArn"],
+            command=substitute(props.get("command", []), parameters),
+            environment=environment | {e["name"]: e["value"] for e in overrides.get("environment", [])},
+            parameters=parameters,
+            created_at=int(job.get("createdAt") or now_ms()),
+            gpu=job["jobQueue"].rsplit("/", 1)[-1] in self._gpu_queues,
+        )
+
+    def _definition(self, arn: str) -> dict[str, Any]:
+        if arn not in self._definitions:
+            found = self._batch.describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"]
+            if not found:
+                raise LookupError(f"job definition {arn} not found")
+            self._definitions[arn] = found[0]
+        return self._definitions[arn]
+
+    def _discover_loop(self) -> None:
+        while not self._stopping.wait(POLL_SECONDS):
+            try:
+                self.discover()
+            except Exception as exc:  # the server stopping under us, or a transient error: poll again
+                if not self._stopping.is_set():
+                    print(f"local executor: job discovery failed: {exc}", file=sys.stderr)
+
+    def _work_loop(self) -> None:
+        while (job_id := self._todo.get()) is not None:
+            record = self.ledger.get(job_id)
+            with self._procs_lock:
+                if record is None or record.status != QUEUED or job_id in self._started or self._stopping.is_set():
+                    continue
+                self._started.add(job_id)
+            self._run(record)
+
+    def _run(self, record: JobRecord) -> None:
+        record.status, record.attempts, record.started_at = RUNNING, record.attempts + 1, now_ms()
+        record.exit_code = record.stopped_at = record.status_reason = None
+        workdir = self._paths.work / record.job_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        log = JobLog(self._logs, self._log_group, record.log_stream, self._paths.logs / f"{record.job_id}.jsonl")
+        argv = [sys.executable, "-m", "cli.local.guard", str(os.getpid()), *local_argv(record.command)]
+        proc = subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env=self._env.for_job(record) | {"TMPDIR": str(workdir)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        with self._procs_lock:
+            self._procs[record.job_id] = proc
+        record.pid = proc.pid
+        self.ledger.save(record)
+        self._emit(record)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+            returncode = proc.wait()
+        finally:
+            with self._procs_lock:
+                self._procs.pop(record.job_id, None)
+            log.close()
+        if self._stopping.is_set() and returncode != 0:
+            return  # killed by stop: stays RUNNING in the ledger and gets a new attempt on restart
+        self._finish(record, returncode, EXITED_REASON)
+
+    def _finish(self, record: JobRecord, returncode: int | None, reason: str) -> None:
+        """Record the attempt's end (`returncode` None: the process was lost) and send the state change."""
+        container: dict[str, Any] = {"logStreamName": record.log_stream}
+        if returncode is not None:
+            record.exit_code = container["exitCode"] = returncode if returncode >= 0 else 128 - returncode
+        if returncode is not None and returncode < 0:
+            container["reason"] = f"job process killed by {signal.Signals(-returncode).name}"
+        record.status = SUCCEEDED if returncode == 0 else FAILED
+        record.stopped_at = now_ms()
+        record.pid = None
+        record.status_reason = None if returncode == 0 else reason
+        record.history.append(
+            {"container": container, "startedAt": record.started_at, "stoppedAt": record.stopped_at}
+            | ({"statusReason": record.status_reason} if record.status_reason else {})
+        )
+        self.ledger.save(record)
+        self._emit(record)
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the job's whole process group (its own session): nothing it started outlives it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,208 @@
+"""The local stack as one object: moto server, bootstrap, restore, stream poller, job executor, snapshots.
+
+`local up` runs it until Ctrl-C; `submit --wait` without a running stack runs it for one command. Starting takes the
+data directory's lock (one stack per directory) and points this process's AWS settings at the server, so the router
+invoked here and every boto3 client the CLI makes afterwards talk to it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from batch_jobs.bootstrap import bootstrap_stack
+from batch_jobs.config import StackConfig, default_config
+from batch_jobs.job import ALLOW_CPU_ENV
+from batch_jobs.pipeline import Pipeline, load_pipeline, step_index
+from batch_jobs.store import Conflict, Store
+from cli.local.events import job_state_change
+from cli.local.executor import JobEnvironment, JobExecutor
+from cli.local.instance import InstanceLock
+from cli.local.job_logs import restore_logs
+from cli.local.lambda_context import LambdaContext
+from cli.local.ledger import JobRecord, Ledger
+from cli.local.paths import LocalPaths
+from cli.local.server import MotoServer
+from cli.local.snapshot import Snapshot
+from cli.local.stream_poller import StreamPoller
+
+LOCAL_STACK = "local"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+SNAPSHOT_SECONDS = 1.0
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-stack-access-key", "AWS_SECRET_ACCESS_KEY": "local-stack-secret-key"}
+# GPU steps run on the CPU here, on purpose.
+GPU_OVERRIDE = {ALLOW_CPU_ENV: "1"}
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """How to run the local stack: where its state lives, its port (0: any free one) and parallel jobs."""
+
+    paths: LocalPaths
+    port: int = 0
+    workers: int = 2
+    pipeline: Pipeline = field(default_factory=load_pipeline)
+    on_job: Callable[[JobRecord], None] | None = None
+
+
+def client_environment(endpoint: str) -> dict[str, str]:
+    """The AWS settings that send every boto3 client of a process to the local stack."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "DERBY_BATCH_STACK": LOCAL_STACK,
+        **CREDENTIALS,
+    }
+
+
+def point_process_at(endpoint: str) -> None:
+    """Send this process's boto3 clients (router, CLI) to `endpoint`; a profile or token would override the keys."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(client_environment(endpoint))
+
+
+class LocalStack:
+    """Start with `start()`, stop with `stop()` (or use as a context manager); `wait_idle` waits for quiet."""
+
+    def __init__(self, settings: LocalSettings, log: Callable[[str], None] = lambda _: None) -> None:
+        self.settings = settings
+        self.paths = settings.paths.ensure()
+        self.config: StackConfig = default_config(LOCAL_STACK, REGION, ACCOUNT, settings.pipeline)
+        self._log = log
+        self._lock = InstanceLock(self.paths)
+        self._server: MotoServer | None = None
+        self._router_lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._snapshotter = threading.Thread(target=self._snapshot_loop, name="snapshots", daemon=True)
+        self.poller: StreamPoller | None = None
+        self.executor: JobExecutor | None = None
+        self.snapshot: Snapshot | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local stack is not started")
+        return self._server.endpoint
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._lock.acquire()
+        try:
+            self._server = MotoServer(self.settings.port)
+            self._server.start()
+            self._start_parts(self._server.endpoint)
+        except BaseException:
+            self.stop()
+            raise
+        self._lock.publish(self._server.endpoint)
+
+    def _start_parts(self, endpoint: str) -> None:
+        point_process_at(endpoint)
+        session = boto3.Session(region_name=REGION)
+        stream_arn = bootstrap_stack(session, self.config)
+        clients = {name: session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "s3", "logs", "batch")}
+        self.store = Store(clients["dynamodb"], self.config.table)
+        self.snapshot = Snapshot(clients["dynamodb"], clients["s3"], [self.config.table], self.paths)
+        logs = restore_logs(clients["logs"], self.paths.logs)
+        objects, items = self.snapshot.restore()
+        if objects or items or logs:
+            self._log(f"restored {items} items, {objects} objects and {logs} job logs from {self.paths.root}")
+        self.executor = JobExecutor(
+            batch=clients["batch"],
+            logs=clients["logs"],
+            queues=self.config.job_queues.values(),
+            gpu_queues=[self.config.job_queues["gpu"]],
+            log_group=self.config.log_group,
+            ledger=Ledger(self.paths.jobs),
+            paths=self.paths,
+            env=JobEnvironment(endpoint, REGION, LOCAL_STACK, GPU_OVERRIDE),
+            workers=self.settings.workers,
+            emit=self._job_changed,
+            on_interrupted=self._retry_interrupted,
+        )
+        self.poller = StreamPoller(
+            session.client("dynamodbstreams", endpoint_url=endpoint),
+            stream_arn,
+            self.invoke_router,
+            on_records=self._dirty.set,
+        )
+        self.poller.start()
+        self.executor.start()
+        self._snapshotter.start()
+
+    def invoke_router(self, event: dict[str, Any]) -> Any:
+        """One Lambda invocation of the real router; serialized, as each invocation runs alone on AWS."""
+        from router.handler import lambda_handler
+
+        with self._router_lock:
+            return lambda_handler(event, LambdaContext())
+
+    def _job_changed(self, record: JobRecord) -> None:
+        """EventBridge delivery of a Batch job state change; retried like EventBridge does on a handler error."""
+        if self.settings.on_job:
+            self.settings.on_job(record)
+        event = job_state_change(record, ACCOUNT, REGION)
+        for attempt in range(5):
+            try:
+                self.invoke_router(event)
+                break
+            except Exception as exc:
+                self._log(f"router failed on {record.status} event of job {record.job_id}: {exc}")
+                time.sleep(0.2 * 2**attempt)
+        self._dirty.set()
+
+    def _retry_interrupted(self, record: JobRecord) -> None:
+        """A job lost when the stack stopped is failed by its event; retry its step as `derby-batch retry` would."""
+        p = record.parameters
+        video_id, index, attempt = p["video_id"], int(p["chunk"]), int(p["attempt"])
+        pos = step_index(self.config.pipeline, p["step"])
+        if not isinstance(self.store.retry(video_id, index, pos, attempt), Conflict):
+            self.store.reopen_chunk(video_id, index)
+            self._log(f"re-running {p['step']} of chunk {index} of {video_id}: it was running when the stack stopped")
+
+    def idle(self) -> bool:
+        """No job queued or running and the stream poller has nothing left to deliver."""
+        return bool(self.poller and self.poller.idle() and self.executor and not self.executor.busy())
+
+    def _snapshot_loop(self) -> None:
+        while not self._stop.wait(SNAPSHOT_SECONDS):
+            if self._dirty.is_set() and self.snapshot is not None:
+                self._dirty.clear()
+                try:
+                    self.snapshot.save()
+                except Exception as exc:
+                    self._log(f"snapshot failed (will retry): {exc}")
+                    self._dirty.set()
+
+    def stop(self) -> None:
+        """Stop taking work, kill running jobs (re-run on the next start), save everything, stop the server."""
+        self._stop.set()
+        try:
+            if self.poller:
+                self.poller.stop()
+            if self.executor:
+                self.executor.stop()
+            if self._snapshotter.is_alive():
+                self._snapshotter.join()
+            if self.snapshot:
+                self.snapshot.save()
+        finally:
+            if self._server:
+                self._server.stop()
+            self._lock.release()

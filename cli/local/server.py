@@ -1,0 +1,68 @@
+"""The moto server of the local stack, inside this process, on 127.0.0.1 only.
+
+moto's own `ThreadedMotoServer` binds inside its thread and waits forever when the port is taken; binding here first
+turns "port in use" into one clean error before anything else starts.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import threading
+import urllib.request
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from cli.local.errors import LocalStackError
+
+HOST = "127.0.0.1"
+# Batch and Lambda without Docker: jobs are only recorded, the local executor runs them.
+MOTO_CONFIG = {"batch": {"use_docker": False}, "lambda": {"use_docker": False}}
+
+
+class MotoServer:
+    """A moto server bound to 127.0.0.1:`port` (0 picks a free port), reset and configured on start."""
+
+    def __init__(self, port: int) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        try:
+            self._server: BaseWSGIServer = make_server(
+                HOST,
+                port,
+                DomainDispatcherApplication(create_backend_app),
+                threaded=True,
+                request_handler=MotoRequestHandler,
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise LocalStackError(f"port {port} on {HOST} is in use: pick another with --port") from None
+            raise
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+        # moto's state is per process: a previous stack in this process must not leak into this one.
+        self._post("/moto-api/reset", None)
+        self._post("/moto-api/config", MOTO_CONFIG)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    def _post(self, path: str, body: object) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        request = urllib.request.Request(self.endpoint + path, data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()

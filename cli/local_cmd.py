@@ -1,0 +1,101 @@
+"""`derby-batch local up|down|status` and `derby-batch demo`: the embedded local stack from the command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from batch_jobs.pipeline import Pipeline, load_pipeline
+from cli.local.errors import LocalStackError
+from cli.local.instance import find_running
+from cli.local.ledger import FINISHED, JobRecord, Ledger
+from cli.local.paths import LocalPaths
+from cli.local.runtime import LocalSettings, LocalStack
+
+DEFAULT_PORT = 4599
+console = Console(stderr=True, highlight=False)
+local_app = typer.Typer(help="The embedded local stack: the whole pipeline on this machine, no AWS account.")
+
+
+def _job_line(record: JobRecord) -> None:
+    detail = f" (exit {record.exit_code}: {record.status_reason})" if record.status == "FAILED" else ""
+    console.print(f"job {record.job_name} attempt {record.attempts}: {record.status}{detail}")
+
+
+@local_app.command("up")
+def up(
+    workers: Annotated[int, typer.Option(min=1, help="Jobs run in parallel.")] = 2,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = DEFAULT_PORT,
+    pipeline: Annotated[Path | None, typer.Option(help="Pipeline JSON instead of the shipped one.")] = None,
+) -> None:
+    """Run the local stack in the foreground until Ctrl-C; other terminals' commands use it."""
+    steps: Pipeline = load_pipeline(pipeline) if pipeline else load_pipeline()
+    paths = LocalPaths.from_env()
+    stack = LocalStack(
+        LocalSettings(paths, port=port, workers=workers, pipeline=steps, on_job=_job_line), log=console.print
+    )
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stack.start()
+        console.print(
+            f"local stack up at {stack.endpoint} ({workers} workers, state in {paths.root}); "
+            "run `derby-batch submit VIDEO --wait` in another terminal. Ctrl-C stops."
+        )
+        stopped.wait()
+        console.print("stopping: running jobs are re-run on the next `local up`")
+    finally:
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print("local stack stopped")
+
+
+@local_app.command("down")
+def down(timeout: Annotated[float, typer.Option(help="Seconds to wait for it to stop.")] = 60) -> None:
+    """Stop the `local up` running on this data directory (as Ctrl-C in its terminal would)."""
+    paths = LocalPaths.from_env()
+    running = find_running(paths)
+    if running is None:
+        raise LocalStackError(f"no local stack is running on {paths.root}")
+    os.kill(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while find_running(paths) is not None:
+        if time.monotonic() > deadline:
+            raise LocalStackError(f"the local stack (pid {running.pid}) did not stop within {timeout:.0f} s")
+        time.sleep(0.2)
+    console.print(f"local stack (pid {running.pid}) stopped")
+
+
+@local_app.command("status")
+def status() -> None:
+    """Whether a local stack runs on this data directory, and its jobs as the executor recorded them."""
+    paths = LocalPaths.from_env()
+    running = find_running(paths)
+    where = f"running at {running.endpoint} (pid {running.pid})" if running else "not running"
+    records = Ledger(paths.jobs).all() if paths.jobs.is_dir() else []
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.status] = counts.get(record.status, 0) + 1
+    summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "no jobs"
+    unfinished = sum(1 for r in records if r.status not in FINISHED)
+    console.print(
+        f"local stack {where}; state in {paths.root}; jobs: {summary}"
+        + (f" ({unfinished} resume on the next start)" if unfinished and not running else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(local_app, name="local")
