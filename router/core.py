@@ -1,0 +1,133 @@
+"""The router's decisions, one per stream record or Batch event. Every write is conditional, so replays are no-ops.
+
+Per chunk-step: claim (append `submitted`), find-or-submit the job by its deterministic name, record the job id.
+A crash after the claim leaves a `submitted` step without a job id, whose own stream record (or the sweep) submits
+it; a crash after SubmitJob is healed by finding the job by name instead of submitting a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from batch_jobs import schema
+from batch_jobs.batch import BatchClient, JobSpec
+from batch_jobs.config import StackConfig, load_config
+from batch_jobs.errors import PipelineError
+from batch_jobs.pipeline import step_index
+from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem
+from batch_jobs.store import Conflict, Store
+from router.events import FINISHED, JobStateChange, failure_reason
+
+log = logging.getLogger("derby_batch.router")
+
+
+@dataclass
+class Router:
+    config: StackConfig
+    store: Store
+    batch: BatchClient
+
+    @classmethod
+    def from_session(cls, session: Any, stack: str) -> Router:
+        config = load_config(session.client("ssm"), stack)
+        return cls(config, Store(session.client("dynamodb"), config.table), BatchClient(session.client("batch")))
+
+    # -- stream records -----------------------------------------------------------------------------------------
+    def on_chunk_change(self, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """React to a chunk item's new image; records that need no action make no AWS call."""
+        if new.get("error") or new.get("cancelled"):
+            return
+        try:
+            chunk = ChunkItem.from_item(new)
+            pos = len(chunk.steps) - 1
+            if pos >= len(self.config.pipeline) or self.config.pipeline[pos].name != chunk.last.step:
+                raise MalformedItem(
+                    f"step {pos} is {chunk.last.step!r}, not in the pipeline of stack {self.config.stack}"
+                )
+        except MalformedItem as exc:
+            self._reject(new, str(exc))
+            return
+        last = chunk.last
+        if last.state == schema.SUBMITTED and last.job_id is None:
+            self.submit(chunk, pos)
+        elif _changed_to(old, pos, last.state):
+            if last.state == schema.DONE and pos + 1 < len(self.config.pipeline):
+                self.store.claim_next(chunk, self.config.pipeline[pos + 1].name)
+            elif last.state in schema.FINAL:
+                self.finish_chunk(chunk.video_id, chunk.index, ok=last.state == schema.DONE)
+
+    def submit(self, chunk: ChunkItem, pos: int) -> None:
+        step, record = self.config.pipeline[pos], chunk.steps[pos]
+        spec = JobSpec(
+            stack=self.config.stack,
+            queue=self.config.queue_for(step),
+            definition=self.config.job_definition_for(step),
+            video_id=chunk.video_id,
+            chunk=chunk.index,
+            step=step.name,
+            attempt=record.attempt,
+        )
+        job_id = self.batch.find_job(spec) or self.batch.submit(spec)
+        recorded = self.store.record_job(chunk.video_id, chunk.index, pos, record.attempt, job_id)
+        if isinstance(recorded, Conflict) and _job_id_at(recorded.item, pos) not in (None, job_id):
+            # Another job owns this attempt (a listing that lagged behind a submit): ours must not linger.
+            self.batch.terminate(job_id, f"duplicate of job {_job_id_at(recorded.item, pos)}")
+
+    def finish_chunk(self, video_id: str, index: int, ok: bool) -> None:
+        """Count the chunk as finished; the last one to finish settles the video's state."""
+        updated = self.store.finish_chunk(video_id, index, ok)
+        if isinstance(updated, Conflict):
+            log.warning("chunk %s of video %s has no video item", index, video_id)
+            return
+        video = VideoItem.from_item(updated)
+        if len(video.chunks_done | video.chunks_failed) < video.chunk_count or video.state not in schema.ACTIVE:
+            return
+        failed = len(video.chunks_failed)
+        if failed:
+            self.store.set_video_state(video_id, schema.FAILED, f"{failed} of {video.chunk_count} chunks failed")
+        else:
+            self.store.set_video_state(video_id, schema.DONE)
+
+    def _reject(self, item: dict[str, Any], reason: str) -> None:
+        """Record why an item cannot be processed and count its chunk as failed; never retry it (it cannot heal)."""
+        log.error("malformed chunk item %s %s: %s", item.get("pk"), item.get("sk"), reason)
+        key = {"pk": str(item.get("pk")), "sk": str(item.get("sk"))}
+        self.store.record_chunk_error(key, reason)
+        video_id = key["pk"].removeprefix(schema.PK_PREFIX)
+        index = _index_of(key["sk"])
+        if key["pk"].startswith(schema.PK_PREFIX) and index is not None:
+            self.finish_chunk(video_id, index, ok=False)
+
+    # -- Batch events -------------------------------------------------------------------------------------------
+    def on_job_state_change(self, change: JobStateChange) -> None:
+        """A job that ended without recording `done` fails its step (conditional on that job owning the step)."""
+        if change.status not in FINISHED:
+            return
+        try:
+            pos = step_index(self.config.pipeline, change.step)
+        except PipelineError as exc:
+            log.error("job %s: %s", change.job_id, exc)
+            return
+        self.store.mark_failed(
+            change.video_id, change.chunk, pos, failure_reason(change), job_id=change.job_id, attempt=change.attempt
+        )
+
+
+def _changed_to(old: dict[str, Any] | None, pos: int, state: str) -> bool:
+    """Whether this record is the one that moved step `pos` into `state` (so a later unrelated write is ignored)."""
+    steps = (old or {}).get("steps")
+    if not isinstance(steps, list) or len(steps) <= pos or not isinstance(steps[pos], dict):
+        return True
+    return steps[pos].get("state") != state
+
+
+def _job_id_at(item: dict[str, Any] | None, pos: int) -> str | None:
+    steps = (item or {}).get("steps") or []
+    return steps[pos].get("job_id") if len(steps) > pos and isinstance(steps[pos], dict) else None
+
+
+def _index_of(sk: str) -> int | None:
+    digits = sk.removeprefix(schema.CHUNK_PREFIX)
+    return int(digits) if sk.startswith(schema.CHUNK_PREFIX) and digits.isdigit() else None

@@ -1,0 +1,61 @@
+"""The router Lambda: DynamoDB stream batches of chunk items, and EventBridge Batch job state changes.
+
+Stream batches go through Powertools' `BatchProcessor` with partial batch responses (`ReportBatchItemFailures`):
+each record is handled alone, a failing one is reported by sequence number and retried without blocking the others.
+Items that can never be processed are recorded as errors, not raised, so they do not retry forever.
+The router never imports TensorFlow or the detector (it ships as a small zip).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+
+from batch_jobs.config import stack_name
+from batch_jobs.schema import is_chunk_item
+from router.core import Router
+from router.events import is_batch_event, parse_job_state_change
+
+_router: Router | None = None
+
+
+def get_router() -> Router:
+    """The router of this process, built on first use from the environment (stack name, botocore settings)."""
+    global _router
+    if _router is None:
+        _router = Router.from_session(boto3.Session(region_name=os.environ.get("AWS_REGION")), stack_name())
+    return _router
+
+
+def set_router(router: Router | None) -> None:
+    """Use this router (or, with None, build a fresh one on the next event): for a changed stack config."""
+    global _router
+    _router = router
+
+
+def _record_handler(record: DynamoDBRecord) -> None:
+    if record.event_name == DynamoDBRecordEventName.REMOVE or record.dynamodb is None:
+        return
+    new = record.dynamodb.new_image
+    if not is_chunk_item(new):
+        return
+    get_router().on_chunk_change(new, record.dynamodb.old_image or None)
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if is_batch_event(event):
+        change = parse_job_state_change(event)
+        if change is not None:
+            get_router().on_job_state_change(change)
+        return {}
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+    return dict(
+        process_partial_response(event=event, record_handler=_record_handler, processor=processor, context=context)
+    )

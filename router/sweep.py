@@ -1,0 +1,81 @@
+"""A periodic repair pass for what the stream cannot redo: records older than the stream's 24 h, lost events.
+
+For each unfinished chunk: a claim without a job is submitted, a `done` step without a next claim is claimed, and a
+step whose job has ended (or vanished) without recording `done` is failed, exactly as its Batch event would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from batch_jobs import schema
+from batch_jobs.schema import ChunkItem
+from batch_jobs.store import Conflict, deserialize, serialize
+from router.core import Router
+from router.events import FINISHED, JobStateChange
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    chunks: int
+    submitted: int
+    claimed: int
+    ended: int  # steps whose job ended without `done`: failed as their Batch event would
+
+
+def _chunks(router: Router) -> Iterator[ChunkItem]:
+    client = router.store.client
+    params: dict[str, Any] = {
+        "TableName": router.store.table,
+        "FilterExpression": "begins_with(sk, :p) AND attribute_not_exists(#error) AND attribute_not_exists(cancelled)",
+        "ExpressionAttributeNames": {"#error": "error"},
+        "ExpressionAttributeValues": serialize({":p": schema.CHUNK_PREFIX}),
+    }
+    while True:
+        response = client.scan(**params)
+        for item in response["Items"]:
+            try:
+                yield ChunkItem.from_item(deserialize(item))
+            except schema.MalformedItem:
+                continue  # the stream record of this item records the error
+        if "LastEvaluatedKey" not in response:
+            return
+        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def sweep(router: Router) -> SweepReport:
+    chunks = submitted = claimed = ended = 0
+    running: dict[str, ChunkItem] = {}
+    pipeline = router.config.pipeline
+    for chunk in _chunks(router):
+        chunks += 1
+        pos, last = len(chunk.steps) - 1, chunk.last
+        if last.state == schema.SUBMITTED and last.job_id is None:
+            router.submit(chunk, pos)
+            submitted += 1
+        elif last.state == schema.DONE and pos + 1 < len(pipeline):
+            claimed += not isinstance(router.store.claim_next(chunk, pipeline[pos + 1].name), Conflict)
+        elif last.state in schema.ACTIVE and last.job_id:
+            running[last.job_id] = chunk
+    jobs = {info.job_id: info for info in router.batch.describe(list(running))}
+    for job_id, chunk in running.items():
+        info = jobs.get(job_id)
+        if info is not None and info.status not in FINISHED:
+            continue
+        last = chunk.last
+        change = JobStateChange(
+            job_id=job_id,
+            job_name=info.name if info else "",
+            status=info.status if info else "FAILED",
+            reason=info.reason if info else "job not found in AWS Batch",
+            exit_code=None,
+            step=last.step,
+            video_id=chunk.video_id,
+            chunk=chunk.index,
+            attempt=last.attempt,
+        )
+        router.on_job_state_change(change)
+        ended += 1
+    return SweepReport(chunks, submitted, claimed, ended)
