@@ -21,7 +21,7 @@ from cli.local.paths import LocalPaths
 from cli.local.runtime import LocalSettings, LocalStack
 
 DEFAULT_PORT = 4599
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 local_app = typer.Typer(help="The embedded local stack: the whole pipeline on this machine, no AWS account.")
 
 

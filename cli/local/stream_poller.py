@@ -29,6 +29,7 @@ class MappingSettings:
     batch_size: int = 100
     max_retries: int = 5
     bisect_on_error: bool = True
+    backoff_seconds: float = 0.1  # doubles with each retry, at most 5 s
 
 
 def passes_filter(record: dict[str, Any]) -> bool:
@@ -152,7 +153,7 @@ class StreamPoller:
                 file=sys.stderr,
             )
             return True
-        state.not_before = time.monotonic() + min(5.0, 0.1 * 2**state.failures)
+        state.not_before = time.monotonic() + min(5.0, self.settings.backoff_seconds * 2**state.failures)
         return False
 
     def _invoke(self, batch: list[dict[str, Any]]) -> int | None:

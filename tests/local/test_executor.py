@@ -1,0 +1,159 @@
+"""The job executor against moto's Batch API: jobs submitted there run as real subprocesses with the Batch
+environment, their output lands in CloudWatch Logs, and each attempt ends in the state change event AWS would send."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from batch_jobs.bootstrap import bootstrap_stack
+from batch_jobs.config import default_config
+from cli.local.events import job_state_change
+from cli.local.executor import JobEnvironment, JobExecutor
+from cli.local.ledger import JobRecord, Ledger
+from cli.local.paths import LocalPaths
+from cli.local.server import MotoServer
+
+JOB_SCRIPT = """
+import os, sys, time
+print("job", os.environ["AWS_BATCH_JOB_ID"], os.environ["AWS_BATCH_JOB_ATTEMPT"], os.environ["AWS_ENDPOINT_URL"],
+      os.environ.get("DERBY_BATCH_ALLOW_CPU"), sys.argv[1], flush=True)
+time.sleep(float(sys.argv[2]))
+sys.exit(int(sys.argv[3]))
+"""
+
+
+@dataclass
+class Harness:
+    batch: Any
+    logs: Any
+    executor: JobExecutor
+    events: list[tuple[str, dict[str, Any]]]
+
+    def submit(self, queue: str, word: str, sleep: float = 0, code: int = 0) -> str:
+        parameters = {"word": word, "sleep": str(sleep), "code": str(code)}
+        return str(
+            self.batch.submit_job(
+                jobName=f"test-{word}", jobQueue=queue, jobDefinition="script", parameters=parameters
+            )["jobId"]
+        )
+
+    def wait_for(self, job_id: str, status: str, timeout: float = 30) -> JobRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.executor.ledger.get(job_id)
+            if (
+                record is not None
+                and record.status == status
+                and any(e["detail"]["jobId"] == job_id and e["detail"]["status"] == status for _, e in self.events)
+            ):
+                return record
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} did not reach {status}: {self.executor.ledger.get(job_id)}")
+
+
+@pytest.fixture
+def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    monkeypatch.setenv("DERBY_BATCH_LOCAL_DIR", str(tmp_path))  # the leftover check of conftest finds our jobs
+    server = MotoServer(0)
+    server.start()
+    session = boto3.Session(
+        aws_access_key_id="local-test-key", aws_secret_access_key="local-test-secret", region_name="us-east-1"
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    config = default_config("t", "us-east-1")
+    bootstrap_stack(session, config)
+    batch, logs = session.client("batch"), session.client("logs")
+    batch.register_job_definition(
+        jobDefinitionName="script",
+        type="container",
+        containerProperties={
+            "image": "x",
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
+            "command": ["python", "-c", JOB_SCRIPT, "Ref::word", "Ref::sleep", "Ref::code"],
+            "environment": [{"name": "FROM_DEFINITION", "value": "yes"}],
+        },
+    )
+    paths = LocalPaths(tmp_path).ensure()
+    events: list[tuple[str, dict[str, Any]]] = []
+    executor = JobExecutor(
+        batch=batch,
+        logs=logs,
+        queues=config.job_queues.values(),
+        gpu_queues=[config.job_queues["gpu"]],
+        log_group=config.log_group,
+        ledger=Ledger(paths.jobs),
+        paths=paths,
+        env=JobEnvironment(server.endpoint, "us-east-1", "t", {"DERBY_BATCH_ALLOW_CPU": "1"}),
+        workers=2,
+        emit=lambda r: events.append((r.status, job_state_change(r, "123456789012", "us-east-1"))),
+        on_interrupted=lambda r: None,
+    )
+    executor.start()
+    yield Harness(batch, logs, executor, events)
+    executor.stop()
+    server.stop()
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_child(p)], "job processes left"
+
+
+def _is_child(proc: Path) -> bool:
+    try:
+        return int((proc / "stat").read_text().split(") ")[1].split()[1]) == os.getpid()
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+def test_a_job_runs_with_the_batch_environment_and_logs_to_cloudwatch(harness: Harness) -> None:
+    job_id = harness.submit("t-gpu", "hello")
+    record = harness.wait_for(job_id, "SUCCEEDED")
+    assert [s for s, e in harness.events if e["detail"]["jobId"] == job_id] == ["RUNNING", "SUCCEEDED"]
+    event = harness.events[-1][1]
+    assert event["source"] == "aws.batch" and event["detail-type"] == "Batch Job State Change"
+    assert event["detail"]["parameters"]["word"] == "hello"
+    assert event["detail"]["attempts"][-1]["container"]["exitCode"] == 0
+    assert record.environment["FROM_DEFINITION"] == "yes"
+    stream = harness.logs.get_log_events(logGroupName="/aws/batch/t", logStreamName=f"script/default/{job_id}")
+    lines = [e["message"] for e in stream["events"]]
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    assert lines == [f"job {job_id} 1 {endpoint} 1 hello"]  # GPU queue: the CPU override is set
+
+
+def test_a_failing_job_sends_failed_with_its_exit_code(harness: Harness) -> None:
+    job_id = harness.submit("t-cpu", "bad", code=3)
+    harness.wait_for(job_id, "FAILED")
+    detail = harness.events[-1][1]["detail"]
+    assert detail["statusReason"] == "Essential container in task exited"
+    assert detail["attempts"][-1]["container"]["exitCode"] == 3
+    lines = [
+        e["message"]
+        for e in harness.logs.get_log_events(logGroupName="/aws/batch/t", logStreamName=f"script/default/{job_id}")[
+            "events"
+        ]
+    ]
+    assert lines[0].endswith(" None bad")  # CPU queue: no GPU override
+
+
+def test_a_killed_job_process_fails_with_exit_code_137(harness: Harness) -> None:
+    job_id = harness.submit("t-cpu", "slow", sleep=60)
+    record = harness.wait_for(job_id, "RUNNING")
+    assert record.pid is not None
+    os.kill(record.pid, signal.SIGKILL)
+    harness.wait_for(job_id, "FAILED")
+    container = harness.events[-1][1]["detail"]["attempts"][-1]["container"]
+    assert container["exitCode"] == 137 and container["reason"] == "job process killed by SIGKILL"
+
+
+def test_jobs_run_in_parallel_up_to_the_worker_count(harness: Harness) -> None:
+    started = time.monotonic()
+    jobs = [harness.submit("t-cpu", f"p{i}", sleep=1.5) for i in range(2)]
+    for job_id in jobs:
+        harness.wait_for(job_id, "SUCCEEDED")
+    assert time.monotonic() - started < 2.9
