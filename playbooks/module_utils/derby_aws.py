@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Small helpers shared by the derby-batch modules in ``playbooks/library``.
+
+Everything here is pure (no AWS calls) except ``wait_for``, which polls a function the caller gives it.
+"""
+
+import hashlib
+import json
+import time
+
+
+def canonical_json(value):
+    """JSON with sorted keys and no whitespace: equal values always give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def content_hash(value, length=16):
+    """A short, stable hash of a JSON-serializable value."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
+
+
+def drop_none(value):
+    """A copy of nested dicts/lists without keys whose value is None (AWS omits them in its answers)."""
+    if isinstance(value, dict):
+        return {k: drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_none(v) for v in value]
+    return value
+
+
+def tag_changes(current, desired, purge=True):
+    """Return ``(to_set, to_remove)`` turning the ``current`` tag dict into ``desired``."""
+    current = current or {}
+    desired = desired or {}
+    to_set = {k: v for k, v in desired.items() if current.get(k) != v}
+    to_remove = [k for k in current if k not in desired and not k.startswith("aws:")] if purge else []
+    return to_set, sorted(to_remove)
+
+
+def wait_for(module, what, probe, timeout, delay=5):
+    """Call ``probe()`` until it returns a truthy value or ``timeout`` seconds pass; fail the module on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            module.fail_json(msg="timed out after {0}s waiting for {1}".format(timeout, what))
+        time.sleep(delay)
