@@ -36,6 +36,7 @@ LOCAL_STACK = "local"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 SNAPSHOT_SECONDS = 1.0
+RESUME_WAIT_SECONDS = 10.0
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-stack-access-key", "AWS_SECRET_ACCESS_KEY": "local-stack-secret-key"}
 # GPU steps run on the CPU here, on purpose.
 GPU_OVERRIDE = {ALLOW_CPU_ENV: "1"}
@@ -113,7 +114,10 @@ class LocalStack:
         self._lock.publish(self._server.endpoint)
 
     def _start_parts(self, endpoint: str) -> None:
+        from router.handler import set_router
+
         point_process_at(endpoint)
+        set_router(None)  # the router of this process reads the config of this stack on its first event
         session = boto3.Session(region_name=REGION)
         stream_arn = bootstrap_stack(session, self.config)
         clients = {name: session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "s3", "logs", "batch")}
@@ -168,9 +172,16 @@ class LocalStack:
         self._dirty.set()
 
     def _retry_interrupted(self, record: JobRecord) -> None:
-        """A job lost when the stack stopped is failed by its event; retry its step as `derby-batch retry` would."""
+        """A job lost when the stack stopped is failed by its event; retry its step as `derby-batch retry` would.
+
+        The retry waits until the router has counted the chunk as failed: reopening it before that would leave the
+        stale failure to be counted afterwards, and the video would end `failed` with every chunk done.
+        """
         p = record.parameters
         video_id, index, attempt = p["video_id"], int(p["chunk"]), int(p["attempt"])
+        deadline = time.monotonic() + RESUME_WAIT_SECONDS
+        while index not in self.store.get_video(video_id).chunks_failed and time.monotonic() < deadline:
+            time.sleep(0.05)
         pos = step_index(self.config.pipeline, p["step"])
         if not isinstance(self.store.retry(video_id, index, pos, attempt), Conflict):
             self.store.reopen_chunk(video_id, index)
@@ -192,6 +203,8 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop taking work, kill running jobs (re-run on the next start), save everything, stop the server."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         try:
             if self.poller:

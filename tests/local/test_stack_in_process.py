@@ -1,0 +1,157 @@
+"""The local stack in this process, with the TF-free probe pipeline: the real router behind the stream poller, the
+real job command as subprocesses, moto over HTTP. Chunks walk to the end, a killed job fails with a reason and its
+retry completes, and a stop mid-video followed by a start resumes without losing or duplicating a chunk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from batch_jobs import schema
+from batch_jobs.pipeline import parse_pipeline, step_index
+from batch_jobs.store import Conflict
+from batch_jobs.submit import submit_file
+from cli.local.ledger import JobRecord
+from cli.local.paths import LocalPaths
+from cli.local.runtime import LocalSettings, LocalStack
+from cli.local.session import wait_idle
+
+sys.path.insert(0, str(Path(__file__).parent))
+from local_clips import sample_with_keyframes  # noqa: E402
+
+PROBE_PIPELINE = parse_pipeline(
+    [
+        {"name": "timesplit", "action": "split"},
+        {"name": "probe", "action": "probe"},
+        {"name": "summarize", "action": "summarize"},
+    ]
+)
+
+
+@pytest.fixture
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "sample.mp4"
+    sample_with_keyframes(path)
+    return path
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LocalStack]]:
+    """Stacks on one data directory; the process environment the stack points at the server is put back after."""
+    monkeypatch.setenv("DERBY_BATCH_LOCAL_DIR", str(tmp_path / "data"))  # marks our jobs for the leftover check
+    saved = dict(os.environ)
+    started: list[LocalStack] = []
+
+    def make(workers: int = 2) -> LocalStack:
+        stack = LocalStack(LocalSettings(LocalPaths(tmp_path / "data"), workers=workers, pipeline=PROBE_PIPELINE))
+        stack.start()
+        started.append(stack)
+        return stack
+
+    yield make
+    for stack in started:
+        stack.stop()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def submit(stack: LocalStack, clip: Path, work: Path) -> str:
+    session = boto3.Session()
+    return submit_file(session.client("s3"), stack.store, stack.config, clip, work, chunk_seconds=1.0).video_id
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 90, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def video_state(stack: LocalStack, video_id: str) -> str:
+    return stack.store.get_video(video_id).state
+
+
+def step_jobs(stack: LocalStack) -> dict[tuple[str, str, str], list[JobRecord]]:
+    """Jobs the executor ran, by (video, chunk, step)."""
+    assert stack.executor is not None
+    runs: dict[tuple[str, str, str], list[JobRecord]] = {}
+    for record in stack.executor.ledger.all():
+        p = record.parameters
+        runs.setdefault((p["video_id"], p["chunk"], p["step"]), []).append(record)
+    return runs
+
+
+def test_every_chunk_walks_to_done(make_stack: Callable[..., LocalStack], clip: Path, tmp_path: Path) -> None:
+    stack = make_stack()
+    video_id = submit(stack, clip, tmp_path / "work")
+    wait_for(lambda: video_state(stack, video_id) == schema.DONE, what="video done")
+    chunks = stack.store.chunks(video_id)
+    assert [c.index for c in chunks] == [0, 1, 2]
+    assert all([s.state for s in c.steps] == ["done"] * 3 for c in chunks)
+    assert [c.steps[1].metrics["frames"] for c in chunks] == [10, 10, 10]
+    assert wait_idle(stack, timeout=30)
+    runs = step_jobs(stack)
+    assert sorted(runs) == sorted((video_id, str(i), s) for i in range(3) for s in ("probe", "summarize"))
+    assert all(len(r) == 1 and r[0].status == "SUCCEEDED" for r in runs.values())
+
+
+def test_a_killed_job_fails_with_a_reason_and_retry_completes_it(
+    make_stack: Callable[..., LocalStack], clip: Path, tmp_path: Path
+) -> None:
+    stack = make_stack(workers=1)
+    assert stack.executor is not None
+    video_id = submit(stack, clip, tmp_path / "work")
+    running = wait_for(
+        lambda: next((r for r in stack.executor.ledger.all() if r.status == "RUNNING" and r.pid), None),  # type: ignore[union-attr]
+        what="a running job",
+    )
+    assert isinstance(running, JobRecord) and running.pid is not None
+    os.kill(running.pid, signal.SIGKILL)
+    index, step = int(running.parameters["chunk"]), running.parameters["step"]
+    pos = step_index(PROBE_PIPELINE, step)
+    wait_for(lambda: stack.store.get_chunk(video_id, index).steps[pos].state == schema.FAILED, what="step failed")
+    failed = stack.store.get_chunk(video_id, index).steps[pos]
+    assert failed.error == f"job {running.job_id} FAILED: Essential container in task exited, exit code 137"
+    wait_for(lambda: video_state(stack, video_id) == schema.FAILED, what="video failed")
+
+    assert not isinstance(stack.store.retry(video_id, index, pos, failed.attempt), Conflict)
+    stack.store.reopen_chunk(video_id, index)
+    wait_for(lambda: video_state(stack, video_id) == schema.DONE, what="video done after retry")
+    assert stack.store.get_chunk(video_id, index).steps[pos].attempt == 2
+
+
+def test_stop_mid_video_and_start_again_loses_and_duplicates_nothing(
+    make_stack: Callable[..., LocalStack], clip: Path, tmp_path: Path
+) -> None:
+    first = make_stack(workers=1)
+    assert first.executor is not None
+    video_id = submit(first, clip, tmp_path / "work")
+    wait_for(lambda: any(r.status == "RUNNING" for r in first.executor.ledger.all()), what="a running job")  # type: ignore[union-attr]
+    first.stop()
+    interrupted = [r for r in first.executor.ledger.all() if r.status == "RUNNING"]
+    assert interrupted, "the stop should catch a job mid-run"
+
+    second = make_stack(workers=2)
+    wait_for(lambda: video_state(second, video_id) == schema.DONE, what="video done after restart")
+    assert wait_idle(second, timeout=30)
+    chunks = second.store.chunks(video_id)
+    assert [c.index for c in chunks] == [0, 1, 2]
+    assert all([s.state for s in c.steps] == ["done"] * 3 for c in chunks)
+    runs = step_jobs(second)
+    succeeded = {key: [r for r in records if r.status == "SUCCEEDED"] for key, records in runs.items()}
+    assert sorted(succeeded) == sorted((video_id, str(i), s) for i in range(3) for s in ("probe", "summarize"))
+    assert all(len(records) == 1 for records in succeeded.values()), "a chunk-step ran to the end twice"
+    lost = interrupted[0]
+    p = lost.parameters
+    resumed = second.store.get_chunk(video_id, int(p["chunk"])).steps[step_index(PROBE_PIPELINE, p["step"])]
+    assert resumed.attempt == int(p["attempt"]) + 1
