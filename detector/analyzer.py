@@ -1,0 +1,251 @@
+"""`analyze`: run the selected detectors over videos and images and write one detections document.
+
+Decoding and input preparation run in a background thread (`ThreadedReader`); this thread batches prepared frames and
+runs the models, so on a CPU the models are busy nearly all the time. See docs/detector.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from detector.annotate import AnnotatedVideo
+from detector.base import Detector
+from detector.detections import Detections, FrameDetections
+from detector.errors import DetectorError
+from detector.face import FaceDetector
+from detector.output import DetectionsWriter
+from detector.reader import ThreadedReader
+from detector.registry import DETECTORS, create_detector
+from detector.sampling import Sampler
+from detector.sources import DecodedFrame, SourceInfo, decode, expand_inputs, probe
+from detector.tiling import TileGrid, cut_tiles, merge_tiles, parse_tiles, plan_tiles
+
+FACE_MODES = ("people", "frame")
+IMAGE_SECONDS = 1.0  # how long each image shows in an annotated video
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """What to run and how. `face_mode="people"` searches faces inside person boxes (people are found even when
+    `human` is not among the reported detectors); `max_frames` stops after that many analyzed frames."""
+
+    detectors: tuple[str, ...] = ("human", "face")
+    every: int = 1
+    fps: float | None = None
+    tiles: str = "auto"
+    tile_overlap: float = 0.2
+    batch_size: int = 8
+    model: Path | None = None
+    threshold: float = 0.5
+    face_mode: str = "people"
+    max_frames: int | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    frames_analyzed: int
+    frames_expected: int | None
+    elapsed_s: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames_analyzed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class AnalysisSummary:
+    frames_analyzed: int
+    seconds: float
+    fps: float
+    detectors: list[dict[str, object]]
+    counts: dict[str, int] = field(default_factory=dict)  # detections per label
+    tiles: str = "off"  # the grid of the first input
+    out_json: Path | None = None
+    annotate: Path | None = None
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A decoded frame plus its model inputs; `rgb` is kept only when faces or annotation need the full frame."""
+
+    source: SourceInfo
+    index: int
+    t: float
+    rgb: np.ndarray | None
+    grid: TileGrid | None
+    inputs: np.ndarray | None
+
+
+def _batched(items: Iterator[PreparedFrame], size: int) -> Iterator[list[PreparedFrame]]:
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+class VideoAnalyzer:
+    """Loads the models once; `run` can be called many times (tests and the benchmark reuse one analyzer)."""
+
+    def __init__(self, options: AnalyzeOptions) -> None:
+        unknown = [name for name in options.detectors if name not in DETECTORS]
+        if unknown or not options.detectors:
+            raise DetectorError(
+                f"unknown detector(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(DETECTORS)}"
+            )
+        if options.face_mode not in FACE_MODES:
+            raise DetectorError(f"face mode must be one of {', '.join(FACE_MODES)}, got {options.face_mode!r}")
+        if options.batch_size < 1:
+            raise DetectorError(f"--batch-size must be at least 1, got {options.batch_size}")
+        if not 0.0 < options.threshold < 1.0:
+            raise DetectorError(f"--threshold must be between 0 and 1, got {options.threshold}")
+        parse_tiles(options.tiles)
+        Sampler(options.every, options.fps)
+        self.options = options
+        wants_faces = "face" in options.detectors
+        needs_people = "human" in options.detectors or (wants_faces and options.face_mode == "people")
+        self.human: Detector | None = (
+            create_detector("human", model=options.model, threshold=options.threshold) if needs_people else None
+        )
+        face = create_detector("face", threshold=options.threshold) if wants_faces else None
+        self.face: FaceDetector | None = face if isinstance(face, FaceDetector) else None
+        self._grids: dict[tuple[int, int], TileGrid] = {}
+
+    @property
+    def reported(self) -> list[Detector]:
+        return [d for d in (self.human, self.face) if d is not None and d.name in self.options.detectors]
+
+    def grid(self, width: int, height: int) -> TileGrid:
+        if (width, height) not in self._grids:
+            size = self.human.input_size if self.human else (width, height)
+            self._grids[width, height] = plan_tiles(width, height, size, self.options.tiles, self.options.tile_overlap)
+        return self._grids[width, height]
+
+    def prepare(self, frame: DecodedFrame, keep_rgb: bool) -> PreparedFrame:
+        """Cut and resize the model inputs (runs in the decode thread)."""
+        grid = inputs = None
+        if self.human is not None:
+            grid = self.grid(frame.rgb.shape[1], frame.rgb.shape[0])
+            inputs = cut_tiles(frame.rgb, grid, self.human.input_size)
+        return PreparedFrame(frame.source, frame.index, frame.t, frame.rgb if keep_rgb else None, grid, inputs)
+
+    def infer(self, batch: list[PreparedFrame]) -> list[Detections]:
+        """All detectors on a batch of prepared frames: one model call for every frame and tile of the batch."""
+        people: list[Detections] = [Detections.empty()] * len(batch)
+        if self.human is not None:
+            found = self.human.detect(np.concatenate([p.inputs for p in batch if p.inputs is not None]))
+            start = 0
+            for i, p in enumerate(batch):
+                assert p.grid is not None  # set whenever the human model runs
+                tiles = len(p.grid.rects)
+                people[i] = merge_tiles(found[start : start + tiles], p.grid, p.source.width, p.source.height)
+                start += tiles
+        results = []
+        for p, persons in zip(batch, people, strict=True):
+            parts = [persons] if "human" in self.options.detectors else []
+            if self.face is not None and p.rgb is not None:
+                if self.options.face_mode == "people":
+                    parts.append(self.face.detect_in_people(p.rgb, persons))
+                else:
+                    parts.append(self.face.detect(p.rgb[None])[0])
+            results.append(Detections.concat(parts).sorted())
+        return results
+
+    def frames(self, sources: list[SourceInfo], keep_rgb: bool) -> ThreadedReader[DecodedFrame, PreparedFrame]:
+        """Prepared frames of all sources from a background thread (use as a context manager, then iterate)."""
+        sampler = Sampler(self.options.every, self.options.fps)
+
+        def produce() -> Iterator[DecodedFrame]:
+            decoded = itertools.chain.from_iterable(decode(source, sampler) for source in sources)
+            yield from itertools.islice(decoded, self.options.max_frames)
+
+        return ThreadedReader(produce, lambda f: self.prepare(f, keep_rgb), depth=2 * self.options.batch_size)
+
+    def run(
+        self,
+        inputs: list[Path],
+        out_json: Path,
+        annotate: Path | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> AnalysisSummary:
+        sources = [probe(path) for path in expand_inputs(inputs)]
+        expected = _expected_frames(sources, Sampler(self.options.every, self.options.fps), self.options.max_frames)
+        name_frames = len(sources) > 1 or sources[0].kind == "image"
+        offsets = dict(
+            zip(
+                (s.path for s in sources),
+                itertools.accumulate((s.duration_s or IMAGE_SECONDS for s in sources), initial=0.0),
+                strict=False,
+            )
+        )
+        keep_rgb = annotate is not None or self.face is not None
+        counts: Counter[str] = Counter()
+        analyzed = 0
+        started = time.perf_counter()
+        with DetectionsWriter(out_json) as writer:
+            with contextlib.ExitStack() as stack:
+                video = stack.enter_context(AnnotatedVideo(annotate)) if annotate else None
+                reader = stack.enter_context(self.frames(sources, keep_rgb))
+                for batch in _batched(iter(reader), self.options.batch_size):
+                    for p, dets in zip(batch, self.infer(batch), strict=True):
+                        source = str(p.source.path) if name_frames else None
+                        writer.add(FrameDetections(p.index, p.t, dets, source))
+                        counts.update(dets.labels.tolist())
+                        if video is not None and p.rgb is not None:
+                            video.add(p.rgb, dets, offsets[p.source.path] + p.t)
+                    analyzed += len(batch)
+                    if on_progress:
+                        on_progress(Progress(analyzed, expected, time.perf_counter() - started))
+            if analyzed == 0:
+                raise DetectorError("no frames were analyzed (check --every / --fps against the input length)")
+            seconds = time.perf_counter() - started
+            fps = analyzed / seconds if seconds > 0 else 0.0
+            detectors = [d.describe() for d in self.reported]
+            header = {"source": _source_block(sources), "video": _video_block(sources), "detectors": detectors}
+            writer.finish(header, {"frames_analyzed": analyzed, "seconds": round(seconds, 3), "fps": round(fps, 2)})
+        grid = self.grid(sources[0].width, sources[0].height).label if self.human else "off"
+        return AnalysisSummary(analyzed, seconds, fps, detectors, dict(counts), grid, out_json, annotate)
+
+
+def _expected_frames(sources: list[SourceInfo], sampler: Sampler, cap: int | None) -> int | None:
+    counts = [1 if s.kind == "image" else sampler.expected(s.frames, s.duration_s) for s in sources]
+    if any(c is None for c in counts):
+        return cap
+    total = sum(c for c in counts if c is not None)
+    return min(total, cap) if cap else total
+
+
+def _source_block(sources: list[SourceInfo]) -> dict[str, object]:
+    kinds = {s.kind for s in sources}
+    kind = "video" if kinds == {"video"} else "images" if kinds == {"image"} else "mixed"
+    return {"kind": kind, "inputs": [str(s.path) for s in sources]}
+
+
+def _video_block(sources: list[SourceInfo]) -> dict[str, object]:
+    """The single input's properties; for several inputs the first one's size, and totals."""
+    first = sources[0]
+    rates = {s.fps for s in sources}
+    durations = [s.duration_s for s in sources]
+    return {
+        "width": first.width,
+        "height": first.height,
+        "fps": round(first.fps, 3) if len(rates) == 1 and first.fps else None,
+        "frames": sum(s.frames or 0 for s in sources) or None,
+        "duration_s": round(sum(d for d in durations if d), 3) if all(durations) else None,
+    }
+
+
+def analyze(
+    inputs: list[Path],
+    out_json: Path,
+    options: AnalyzeOptions,
+    annotate: Path | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> AnalysisSummary:
+    """Analyze `inputs` into `out_json` (written atomically). Raises DetectorError with a one-line message."""
+    return VideoAnalyzer(options).run(inputs, out_json, annotate, on_progress)

@@ -1,0 +1,68 @@
+"""Box arithmetic on (n, 4) `[x_min, y_min, x_max, y_max]` arrays: overlap measures and suppression."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def areas(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) intersection areas."""
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    size = np.clip(bottom_right - top_left, 0, None)
+    return size[..., 0] * size[..., 1]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) intersection over union."""
+    inter = intersections(a, b)
+    union = areas(a)[:, None] + areas(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) intersection over the smaller box: 1 when one box lies inside the other (a cut-off part)."""
+    inter = intersections(a, b)
+    smaller = np.minimum(areas(a)[:, None], areas(b)[None, :])
+    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression (best score first)."""
+    order = np.argsort(-scores, kind="stable")
+    overlaps = iou(boxes, boxes)
+    keep: list[int] = []
+    suppressed = np.zeros(len(boxes), bool)
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        suppressed |= overlaps[i] > threshold
+    return np.array(keep, dtype=np.int64)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's weighted suppression: each kept box is the score-weighted mean of the boxes it suppresses.
+
+    Anchor-based face models fire on many neighbouring anchors; averaging them gives steadier boxes than keeping one.
+    """
+    order = np.argsort(-scores, kind="stable")
+    overlaps = iou(boxes, boxes)
+    remaining = np.ones(len(boxes), bool)
+    out_boxes, out_scores = [], []
+    for i in order:
+        if not remaining[i]:
+            continue
+        group = remaining & (overlaps[i] > threshold)
+        group[i] = True
+        weights = scores[group]
+        out_boxes.append((boxes[group] * weights[:, None]).sum(0) / weights.sum())
+        out_scores.append(scores[i])
+        remaining &= ~group
+    if not out_boxes:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    return np.array(out_boxes, np.float32), np.array(out_scores, np.float32)

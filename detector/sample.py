@@ -1,0 +1,178 @@
+"""Generated test footage with exact ground truth: people (a real photo) moving over a playing-field background.
+
+The person sprite is matplotlib's bundled `grace_hopper.jpg`, cropped to the person; its face box was labelled once by
+hand on that photo. Each person moves inside their own cell of a grid, so nobody is occluded and every person and face
+in the ground truth is fully visible.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from detector.detections import Detections, FrameDetections
+from detector.errors import DetectorError
+from detector.output import AtomicFile, DetectionsWriter
+
+SPRITE_CROP = (0, 16, 512, 600)  # x0, y0, x1, y1 of the person in grace_hopper.jpg (512x600)
+FACE_IN_SPRITE = (160, 104, 366, 312)  # the face box, in sprite pixels
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    width: int = 1280
+    height: int = 720
+    seconds: float = 3.0
+    fps: int = 25
+    people: int = 4
+    person_height: tuple[float, float] = (0.25, 0.38)  # fraction of the frame height
+    seed: int = 0
+
+    @classmethod
+    def wide(cls, seconds: float = 3.0, people: int = 16, seed: int = 0) -> SampleSpec:
+        """A wide shot: 1080p, people 8-12% of the frame height (what tiling is for)."""
+        return cls(1920, 1080, seconds, 25, people, (0.08, 0.12), seed)
+
+
+@dataclass(frozen=True)
+class _Person:
+    sprite: np.ndarray
+    flipped: bool
+    x_range: tuple[int, int]
+    y_range: tuple[int, int]
+    period_s: tuple[float, float]
+    phase: tuple[float, float]
+
+    def position(self, t: float) -> tuple[int, int]:
+        def along(lo_hi: tuple[int, int], period: float, phase: float) -> int:
+            lo, hi = lo_hi
+            return round(lo + (hi - lo) * 0.5 * (1 + math.sin(2 * math.pi * t / period + phase)))
+
+        return along(self.x_range, self.period_s[0], self.phase[0]), along(
+            self.y_range, self.period_s[1], self.phase[1]
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def _sprite() -> np.ndarray:
+    from matplotlib import cbook
+
+    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    bgr = cv2.imread(str(path))
+    if bgr is None:
+        raise DetectorError(f"cannot read matplotlib's sample photo {path}")
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    x0, y0, x1, y1 = SPRITE_CROP
+    return np.ascontiguousarray(image[y0:y1, x0:x1])
+
+
+def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """Grass stripes with noise and white field lines: texture, but nothing person-like."""
+    stripes = ((np.arange(width) // max(1, width // 12)) % 2).astype(np.float32)
+    green = np.empty((height, width, 3), np.float32)
+    green[:] = np.array([40, 120, 45], np.float32) + stripes[None, :, None] * np.array([10, 18, 8], np.float32)
+    green += rng.normal(0, 6, (height, width, 1)).astype(np.float32)
+    field = np.clip(green, 0, 255).astype(np.uint8)
+    line = (235, 235, 235)
+    thickness = max(2, height // 200)
+    cv2.rectangle(field, (width // 20, height // 20), (width - width // 20, height - height // 20), line, thickness)
+    cv2.line(field, (width // 2, height // 20), (width // 2, height - height // 20), line, thickness)
+    cv2.circle(field, (width // 2, height // 2), height // 6, line, thickness)
+    return field
+
+
+def _people(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
+    sprite = _sprite()
+    aspect = sprite.shape[1] / sprite.shape[0]
+    # people stay off the frame border: a person cut by the frame edge is ambiguous even to a human labeller
+    left, top = spec.width // 25, spec.height // 25
+    inner_w, inner_h = spec.width - 2 * left, spec.height - 2 * top
+    cols = max(1, round(math.sqrt(spec.people * inner_w / inner_h / aspect / 1.5)))
+    rows = math.ceil(spec.people / cols)
+    cell_w, cell_h = inner_w // cols, inner_h // rows
+    people = []
+    for i in range(spec.people):
+        col, row = i % cols, i // cols
+        h = int(min(rng.uniform(*spec.person_height) * spec.height, cell_h * 0.8, cell_w * 0.8 / aspect))  # keep gaps
+        w = round(h * aspect)
+        image = cv2.resize(sprite, (w, h), interpolation=cv2.INTER_AREA)
+        flipped = bool(rng.random() < 0.5)
+        image = image[:, ::-1] if flipped else image
+        x0, y0 = left + col * cell_w, top + row * cell_h
+        people.append(
+            _Person(
+                np.ascontiguousarray(image),
+                flipped,
+                (x0, x0 + cell_w - w),
+                (y0, y0 + cell_h - h),
+                (rng.uniform(2.0, 4.0), rng.uniform(2.0, 4.0)),
+                (rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi)),
+            )
+        )
+    return people
+
+
+def _truth(person: _Person, x: int, y: int, width: int, height: int) -> tuple[list[float], list[float]]:
+    h, w = person.sprite.shape[:2]
+    sprite_w = SPRITE_CROP[2] - SPRITE_CROP[0]
+    fx0, fy0, fx1, fy1 = (v * w / sprite_w for v in FACE_IN_SPRITE)
+    if person.flipped:
+        fx0, fx1 = w - fx1, w - fx0
+    size = [width, height, width, height]
+    return [v / s for v, s in zip((x, y, x + w, y + h), size, strict=True)], [
+        v / s for v, s in zip((x + fx0, y + fy0, x + fx1, y + fy1), size, strict=True)
+    ]
+
+
+def write_sample(out: Path, spec: SampleSpec = SampleSpec()) -> Path:
+    """Write the H.264 clip to `out` and its ground truth to `<out stem>.gt.json`; returns the ground-truth path."""
+    rng = np.random.default_rng(spec.seed)
+    background = _background(spec.width, spec.height, rng)
+    people = _people(spec, rng)
+    gt_path = out.with_name(out.stem + ".gt.json")
+    with AtomicFile(out, out.suffix) as video_file, DetectionsWriter(gt_path) as truth:
+        with av.open(str(video_file.tmp), "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=spec.fps, options={"preset": "veryfast", "crf": "18"})
+            stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+            frames = round(spec.seconds * spec.fps)
+            for index in range(frames):
+                t = index / spec.fps
+                canvas = background.copy()
+                boxes, kinds = [], []
+                for person in people:
+                    x, y = person.position(t)
+                    h, w = person.sprite.shape[:2]
+                    canvas[y : y + h, x : x + w] = person.sprite
+                    person_box, face_box = _truth(person, x, y, spec.width, spec.height)
+                    boxes += [person_box, face_box]
+                    kinds += ["person", "face"]
+                frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")
+                frame.pts, frame.time_base = index, Fraction(1, spec.fps)
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+                dets = Detections(np.array(boxes, np.float32), np.ones(len(boxes), np.float32), np.array(kinds))
+                truth.add(FrameDetections(index, t, dets))
+            for packet in stream.encode():
+                container.mux(packet)
+        truth.finish(
+            {
+                "source": {"kind": "generated", "inputs": [out.name], "seed": spec.seed},
+                "video": {
+                    "width": spec.width,
+                    "height": spec.height,
+                    "fps": spec.fps,
+                    "frames": frames,
+                    "duration_s": frames / spec.fps,
+                },
+                "detectors": [{"name": "ground_truth", "model": "derby-batch sample", "threshold": None}],
+            },
+            {"frames_analyzed": frames, "seconds": 0.0, "fps": 0.0},
+        )
+    return gt_path
