@@ -18,7 +18,6 @@ from cli.local.errors import LocalStackError
 from cli.local.instance import find_running
 from cli.local.ledger import FINISHED, JobRecord, Ledger
 from cli.local.paths import LocalPaths
-from cli.local.runtime import LocalSettings, LocalStack
 
 DEFAULT_PORT = 4599
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -37,6 +36,8 @@ def up(
     pipeline: Annotated[Path | None, typer.Option(help="Pipeline JSON instead of the shipped one.")] = None,
 ) -> None:
     """Run the local stack in the foreground until Ctrl-C; other terminals' commands use it."""
+    from cli.local.runtime import LocalSettings, LocalStack  # moto loads only for the commands that run it
+
     steps: Pipeline = load_pipeline(pipeline) if pipeline else load_pipeline()
     paths = LocalPaths.from_env()
     stack = LocalStack(

@@ -1,7 +1,7 @@
 """The moto server of the local stack, inside this process, on 127.0.0.1 only.
 
-moto's own `ThreadedMotoServer` binds inside its thread and waits forever when the port is taken; binding here first
-turns "port in use" into one clean error before anything else starts.
+moto's own `ThreadedMotoServer` binds inside its thread and waits forever when the port is taken; binding the socket
+here first turns "port in use" into one clean error before anything else starts.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import socket
 import threading
 import urllib.request
 
@@ -27,18 +28,26 @@ class MotoServer:
 
     def __init__(self, port: int) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # Bound here, not by werkzeug: on a taken port it prints two lines and calls sys.exit.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((HOST, port))
+            listener.listen(128)
+        except OSError as exc:
+            listener.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise LocalStackError(f"port {port} on {HOST} is in use: pick another with --port") from None
+            raise
+        with listener:
             self._server: BaseWSGIServer = make_server(
                 HOST,
                 port,
                 DomainDispatcherApplication(create_backend_app),
                 threaded=True,
                 request_handler=MotoRequestHandler,
+                fd=listener.fileno(),
             )
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise LocalStackError(f"port {port} on {HOST} is in use: pick another with --port") from None
-            raise
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
 
     @property

@@ -24,7 +24,7 @@ from cli.local.runtime import LocalSettings, LocalStack
 from cli.local.session import wait_idle
 
 sys.path.insert(0, str(Path(__file__).parent))
-from local_clips import sample_with_keyframes  # noqa: E402
+from local_clips import sample_with_keyframes
 
 PROBE_PIPELINE = parse_pipeline(
     [

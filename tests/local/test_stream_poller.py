@@ -19,13 +19,10 @@ Event = dict[str, Any]
 def table() -> Iterator[tuple[Any, Any, str]]:
     server = MotoServer(0)
     server.start()
-    kwargs = {
-        "endpoint_url": server.endpoint,
-        "region_name": "us-east-1",
-        "aws_access_key_id": "local-test-key",
-        "aws_secret_access_key": "local-test-secret",
-    }
-    ddb = boto3.client("dynamodb", **kwargs)
+    session = boto3.Session(
+        aws_access_key_id="local-test-key", aws_secret_access_key="local-test-secret", region_name="us-east-1"
+    )
+    ddb = session.client("dynamodb", endpoint_url=server.endpoint)
     ddb.create_table(
         TableName="items",
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
@@ -34,7 +31,7 @@ def table() -> Iterator[tuple[Any, Any, str]]:
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     arn = ddb.describe_table(TableName="items")["Table"]["LatestStreamArn"]
-    yield ddb, boto3.client("dynamodbstreams", **kwargs), arn
+    yield ddb, session.client("dynamodbstreams", endpoint_url=server.endpoint), arn
     server.stop()
 
 
@@ -58,11 +55,16 @@ def poller_with(streams: Any, arn: str, handler: Callable[[Event], Any], **setti
 def test_only_chunk_items_reach_the_handler_in_the_lambda_event_shape(table: tuple[Any, Any, str]) -> None:
     ddb, streams, arn = table
     seen: list[Event] = []
+
+    def handler(event: Event) -> Any:
+        seen.append(event)
+        return {"batchItemFailures": []}
+
     put(ddb, "video")
     put(ddb, "chunk#00000")
     put(ddb, "chunk#00001")
     put(ddb, "chunk#00001", 1)
-    drain(poller_with(streams, arn, lambda e: seen.append(e) or {"batchItemFailures": []}))
+    drain(poller_with(streams, arn, handler))
     assert [sks(e) for e in seen] == [["chunk#00000", "chunk#00001", "chunk#00001"]]
     records = seen[0]["Records"]
     assert [r["eventName"] for r in records] == ["INSERT", "INSERT", "MODIFY"]
