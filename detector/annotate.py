@@ -44,7 +44,7 @@ class AnnotatedVideo:
         if self._stream is None:
             self._stream = self._container.add_stream("libx264", rate=30, options={"preset": "veryfast", "crf": "23"})
             self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
-            self._stream.time_base = TIME_BASE
+            self._stream.codec_context.time_base = self._stream.time_base = TIME_BASE
         size = (self._stream.width, self._stream.height)
         image: np.ndarray = rgb[:height, :width].copy() if (width, height) == size else cv2.resize(rgb, size)
         h, w = image.shape[:2]

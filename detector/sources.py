@@ -129,3 +129,6 @@ def decode(source: SourceInfo, sampler: Sampler) -> Iterator[DecodedFrame]:
         raise _av_error(source.path, exc) from exc
     if count == 0:
         raise DetectorError(f"no frames could be decoded from {source.path} (corrupt or truncated video)")
+    if source.frames and count < source.frames - max(2, source.frames // 100):
+        # the container's index lists frames whose data is missing: a cut-off download or copy
+        raise DetectorError(f"video {source.path} is truncated: decoded {count} of {source.frames} frames")
