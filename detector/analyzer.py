@@ -130,9 +130,9 @@ class VideoAnalyzer:
         """Cut and resize the model inputs (runs in the decode thread)."""
         grid = inputs = None
         if self.human is not None:
-            grid = self.grid(frame.rgb.shape[1], frame.rgb.shape[0])
-            inputs = cut_tiles(frame.rgb, grid, self.human.input_size)
-        return PreparedFrame(frame.source, frame.index, frame.t, frame.rgb if keep_rgb else None, grid, inputs)
+            grid = self.grid(frame.width, frame.height)
+            inputs = cut_tiles(frame, grid, self.human.input_size)
+        return PreparedFrame(frame.source, frame.index, frame.t, frame.rgb() if keep_rgb else None, grid, inputs)
 
     def infer(self, batch: list[PreparedFrame]) -> list[Detections]:
         """All detectors on a batch of prepared frames: one model call for every frame and tile of the batch."""

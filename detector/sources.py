@@ -34,13 +34,33 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class DecodedFrame:
-    """An RGB frame chosen by the sampler; `index` counts all decoded frames of its source, `t` is seconds from the
-    first frame's presentation time."""
+    """A frame chosen by the sampler; `index` counts all decoded frames of its source, `t` is seconds from the first
+    frame's presentation time. Pixels are converted only on request: `resized` scales straight from the decoder's
+    YUV with libswscale (area averaging) so a model input never pays for a full-size RGB conversion."""
 
     source: SourceInfo
     index: int
     t: float
-    rgb: np.ndarray
+    picture: av.VideoFrame | np.ndarray  # decoder output, or an image already in RGB
+
+    @property
+    def width(self) -> int:
+        return self.picture.width if isinstance(self.picture, av.VideoFrame) else self.picture.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.picture.height if isinstance(self.picture, av.VideoFrame) else self.picture.shape[0]
+
+    def rgb(self) -> np.ndarray:
+        if isinstance(self.picture, av.VideoFrame):
+            return self.picture.to_ndarray(format="rgb24")
+        return self.picture
+
+    def resized(self, width: int, height: int) -> np.ndarray:
+        if isinstance(self.picture, av.VideoFrame):
+            scaled = self.picture.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
+            return scaled.to_ndarray()
+        return cv2.resize(self.picture, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -105,7 +125,7 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def decode(source: SourceInfo, sampler: Sampler) -> Iterator[DecodedFrame]:
-    """Frames the sampler wants, in presentation order. Skipped frames are decoded but never converted to RGB."""
+    """Frames the sampler wants, in presentation order. Skipped frames are decoded but never converted."""
     if source.kind == "image":
         yield DecodedFrame(source, 0, 0.0, _read_image(source.path))
         return
@@ -123,7 +143,7 @@ def decode(source: SourceInfo, sampler: Sampler) -> Iterator[DecodedFrame]:
                 else:
                     t = count / (source.fps or 1.0)
                 if sampler.wants(count, t):
-                    yield DecodedFrame(source, count, t, frame.to_ndarray(format="rgb24"))
+                    yield DecodedFrame(source, count, t, frame)
                 count += 1
     except av.FFmpegError as exc:
         raise _av_error(source.path, exc) from exc

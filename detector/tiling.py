@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
-import cv2
 import numpy as np
 
 from detector.boxes import ios, nms
@@ -84,11 +84,32 @@ def plan_tiles(width: int, height: int, input_size: tuple[int, int], spec: str, 
     return TileGrid(cols, rows, (whole, *rects))
 
 
-def cut_tiles(frame: np.ndarray, grid: TileGrid, input_size: tuple[int, int]) -> np.ndarray:
-    """(tiles, h, w, 3) model inputs: each tile resized to the model input (run in the decode thread)."""
-    out = np.empty((len(grid.rects), input_size[1], input_size[0], 3), np.uint8)
-    for i, (x0, y0, x1, y1) in enumerate(grid.rects):
-        cv2.resize(frame[y0:y1, x0:x1], input_size, dst=out[i], interpolation=cv2.INTER_AREA)
+class Scalable(Protocol):
+    """A frame that can produce itself at any size (a decoded video frame scales straight from YUV)."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    def resized(self, width: int, height: int) -> np.ndarray: ...
+
+
+def cut_tiles(frame: Scalable, grid: TileGrid, input_size: tuple[int, int]) -> np.ndarray:
+    """(tiles, h, w, 3) model inputs, run in the decode thread. The whole frame is scaled once to the input; for the
+    tiles it is scaled once more so that each tile becomes exactly input-sized, and tiles are slices of that."""
+    in_w, in_h = input_size
+    out = np.empty((len(grid.rects), in_h, in_w, 3), np.uint8)
+    out[0] = frame.resized(in_w, in_h)
+    if len(grid.rects) > 1:
+        x0, y0, x1, y1 = grid.rects[1]
+        sx, sy = in_w / (x1 - x0), in_h / (y1 - y0)
+        canvas = frame.resized(round(frame.width * sx), round(frame.height * sy))
+        for i, (tx, ty, _, _) in enumerate(grid.rects[1:], start=1):
+            cx = min(round(tx * sx), canvas.shape[1] - in_w)
+            cy = min(round(ty * sy), canvas.shape[0] - in_h)
+            out[i] = canvas[cy : cy + in_h, cx : cx + in_w]
     return out
 
 
