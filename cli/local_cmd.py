@@ -31,7 +31,8 @@ def _job_line(record: JobRecord) -> None:
 
 @local_app.command("up")
 def up(
-    workers: Annotated[int, typer.Option(min=1, help="Jobs run in parallel.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="CPU-queue jobs at once.")] = 2,
+    gpus: Annotated[int, typer.Option(min=1, help="GPU-queue jobs at once (each runs TensorFlow on all cores).")] = 1,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = DEFAULT_PORT,
     pipeline: Annotated[Path | None, typer.Option(help="Pipeline JSON instead of the shipped one.")] = None,
 ) -> None:
@@ -41,7 +42,7 @@ def up(
     steps: Pipeline = load_pipeline(pipeline) if pipeline else load_pipeline()
     paths = LocalPaths.from_env()
     stack = LocalStack(
-        LocalSettings(paths, port=port, workers=workers, pipeline=steps, on_job=_job_line), log=console.print
+        LocalSettings(paths, port=port, workers=workers, gpus=gpus, pipeline=steps, on_job=_job_line), log=console.print
     )
     stopped = threading.Event()
 
@@ -52,7 +53,7 @@ def up(
     try:
         stack.start()
         console.print(
-            f"local stack up at {stack.endpoint} ({workers} workers, state in {paths.root}); "
+            f"local stack up at {stack.endpoint} ({workers} CPU + {gpus} GPU job slots, state in {paths.root}); "
             "run `derby-batch submit VIDEO --wait` in another terminal. Ctrl-C stops."
         )
         stopped.wait()

@@ -34,6 +34,18 @@ EventSink = Callable[[JobRecord], None]
 
 
 @dataclass(frozen=True)
+class ComputeQueue:
+    """A job queue and how many of its jobs run at once: the capacity of its compute environment.
+
+    The GPU queue defaults to one slot: each of its jobs runs TensorFlow on every core, as a job has a GPU to itself.
+    """
+
+    name: str
+    slots: int
+    gpu: bool = False
+
+
+@dataclass(frozen=True)
 class JobEnvironment:
     """What every job process gets on top of its job definition's environment: the stack's endpoint and region."""
 
@@ -84,44 +96,44 @@ def local_argv(command: list[str]) -> list[str]:
 
 
 class JobExecutor:
-    """Discovers submitted jobs and runs them on `workers` threads; `stop` kills what runs and keeps it re-runnable."""
+    """Discovers submitted jobs and runs them on each queue's slots; `stop` kills what runs and keeps it re-runnable."""
 
     def __init__(
         self,
         batch: Any,
         logs: Any,
-        queues: Iterable[str],
-        gpu_queues: Iterable[str],
+        queues: Iterable[ComputeQueue],
         log_group: str,
         ledger: Ledger,
         paths: LocalPaths,
         env: JobEnvironment,
-        workers: int,
         emit: EventSink,
         on_interrupted: EventSink,
     ) -> None:
         self._batch, self._logs = batch, logs
-        self._queues, self._gpu_queues = list(queues), set(gpu_queues)
+        self._queues = {q.name: q for q in queues}
         self._log_group = log_group
         self.ledger, self._paths, self._env, self._emit = ledger, paths, env, emit
         self._on_interrupted = on_interrupted
         self._discover_lock = threading.Lock()
         self._started: set[str] = set()
-        self._todo: queue.Queue[str | None] = queue.Queue()
+        self._todo: dict[str, queue.Queue[str | None]] = {name: queue.Queue() for name in self._queues}
         self._stopping = threading.Event()
         self._procs: dict[str, subprocess.Popen[str]] = {}
         self._procs_lock = threading.Lock()
         self._definitions: dict[str, dict[str, Any]] = {}
         self._threads = [threading.Thread(target=self._discover_loop, name="executor-discover", daemon=True)]
         self._threads += [
-            threading.Thread(target=self._work_loop, name=f"executor-worker-{i}", daemon=True) for i in range(workers)
+            threading.Thread(target=self._work_loop, args=(q.name,), name=f"executor-{q.name}-{i}", daemon=True)
+            for q in self._queues.values()
+            for i in range(q.slots)
         ]
 
     def start(self) -> None:
         """Run what the ledger left queued; fail what was running when the stack stopped, as a lost host would."""
         for record in self.ledger.all():
             if record.status == QUEUED:
-                self._todo.put(record.job_id)
+                self._todo[record.job_queue].put(record.job_id)
             elif record.status == RUNNING:
                 self._finish(record, None, INTERRUPTED_REASON)
                 self._on_interrupted(record)
@@ -138,8 +150,9 @@ class JobExecutor:
                 procs = list(self._procs.values())
             for proc in procs:
                 kill_group(proc)
-            for _ in self._threads[1:]:
-                self._todo.put(None)
+            for q in self._queues.values():
+                for _ in range(q.slots):
+                    self._todo[q.name].put(None)
             for thread in self._threads:
                 thread.join(timeout=30)
 
@@ -162,8 +175,9 @@ class JobExecutor:
             for job in self._batch.describe_jobs(jobs=new[start : start + 100])["jobs"]:
                 self.ledger.save(self._record(job))
         for job_id in new:
-            if not self._stopping.is_set():
-                self._todo.put(job_id)
+            record = self.ledger.get(job_id)
+            if record is not None and not self._stopping.is_set():
+                self._todo[record.job_queue].put(job_id)
         return new
 
     def _record(self, job: Mapping[str, Any]) -> JobRecord:
@@ -183,7 +197,7 @@ class JobExecutor:
             environment=environment | {e["name"]: e["value"] for e in overrides.get("environment", [])},
             parameters=parameters,
             created_at=int(job.get("createdAt") or now_ms()),
-            gpu=job["jobQueue"].rsplit("/", 1)[-1] in self._gpu_queues,
+            gpu=self._queues[job["jobQueue"].rsplit("/", 1)[-1]].gpu,
         )
 
     def _definition(self, arn: str) -> dict[str, Any]:
@@ -202,8 +216,8 @@ class JobExecutor:
                 if not self._stopping.is_set():
                     print(f"local executor: job discovery failed: {exc}", file=sys.stderr)
 
-    def _work_loop(self) -> None:
-        while (job_id := self._todo.get()) is not None:
+    def _work_loop(self, queue_name: str) -> None:
+        while (job_id := self._todo[queue_name].get()) is not None:
             record = self.ledger.get(job_id)
             with self._procs_lock:
                 if record is None or record.status != QUEUED or job_id in self._started or self._stopping.is_set():

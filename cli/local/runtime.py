@@ -22,7 +22,7 @@ from batch_jobs.job import ALLOW_CPU_ENV
 from batch_jobs.pipeline import Pipeline, load_pipeline, step_index
 from batch_jobs.store import Conflict, Store
 from cli.local.events import job_state_change
-from cli.local.executor import JobEnvironment, JobExecutor
+from cli.local.executor import ComputeQueue, JobEnvironment, JobExecutor
 from cli.local.instance import InstanceLock
 from cli.local.job_logs import restore_logs
 from cli.local.lambda_context import LambdaContext
@@ -44,11 +44,12 @@ GPU_OVERRIDE = {ALLOW_CPU_ENV: "1"}
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """How to run the local stack: where its state lives, its port (0: any free one) and parallel jobs."""
+    """How to run the local stack: where its state lives, its port (0: any free one), jobs at once per queue."""
 
     paths: LocalPaths
     port: int = 0
-    workers: int = 2
+    workers: int = 2  # CPU-queue jobs at once
+    gpus: int = 1  # GPU-queue jobs at once
     pipeline: Pipeline = field(default_factory=load_pipeline)
     on_job: Callable[[JobRecord], None] | None = None
 
@@ -120,7 +121,7 @@ class LocalStack:
         set_router(None)  # the router of this process reads the config of this stack on its first event
         session = boto3.Session(region_name=REGION)
         stream_arn = bootstrap_stack(session, self.config)
-        clients = {name: session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "s3", "logs", "batch")}
+        clients = {name: self.session_client(name) for name in ("dynamodb", "s3", "logs", "batch")}
         self.store = Store(clients["dynamodb"], self.config.table)
         self.snapshot = Snapshot(clients["dynamodb"], clients["s3"], [self.config.table], self.paths)
         logs = restore_logs(clients["logs"], self.paths.logs)
@@ -130,18 +131,19 @@ class LocalStack:
         self.executor = JobExecutor(
             batch=clients["batch"],
             logs=clients["logs"],
-            queues=self.config.job_queues.values(),
-            gpu_queues=[self.config.job_queues["gpu"]],
+            queues=[
+                ComputeQueue(self.config.job_queues["cpu"], self.settings.workers),
+                ComputeQueue(self.config.job_queues["gpu"], self.settings.gpus, gpu=True),
+            ],
             log_group=self.config.log_group,
             ledger=Ledger(self.paths.jobs),
             paths=self.paths,
             env=JobEnvironment(endpoint, REGION, LOCAL_STACK, GPU_OVERRIDE),
-            workers=self.settings.workers,
             emit=self._job_changed,
             on_interrupted=self._retry_interrupted,
         )
         self.poller = StreamPoller(
-            session.client("dynamodbstreams", endpoint_url=endpoint),
+            self.session_client("dynamodbstreams"),
             stream_arn,
             self.invoke_router,
             on_records=self._dirty.set,
@@ -149,6 +151,15 @@ class LocalStack:
         self.poller.start()
         self.executor.start()
         self._snapshotter.start()
+
+    def session_client(self, service: str) -> Any:
+        """A boto3 client of this stack's server (credentials and region of the local stack)."""
+        session = boto3.Session(
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        )
+        return session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
 
     def invoke_router(self, event: dict[str, Any]) -> Any:
         """One Lambda invocation of the real router; serialized, as each invocation runs alone on AWS."""

@@ -17,7 +17,7 @@ import pytest
 from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import default_config
 from cli.local.events import job_state_change
-from cli.local.executor import JobEnvironment, JobExecutor
+from cli.local.executor import ComputeQueue, JobEnvironment, JobExecutor
 from cli.local.ledger import JobRecord, Ledger
 from cli.local.paths import LocalPaths
 from cli.local.server import MotoServer
@@ -87,13 +87,11 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
     executor = JobExecutor(
         batch=batch,
         logs=logs,
-        queues=config.job_queues.values(),
-        gpu_queues=[config.job_queues["gpu"]],
+        queues=[ComputeQueue("t-cpu", 2), ComputeQueue("t-gpu", 1, gpu=True)],
         log_group=config.log_group,
         ledger=Ledger(paths.jobs),
         paths=paths,
         env=JobEnvironment(server.endpoint, "us-east-1", "t", {"DERBY_BATCH_ALLOW_CPU": "1"}),
-        workers=2,
         emit=lambda r: events.append((r.status, job_state_change(r, "123456789012", "us-east-1"))),
         on_interrupted=lambda r: None,
     )
@@ -151,9 +149,14 @@ def test_a_killed_job_process_fails_with_exit_code_137(harness: Harness) -> None
     assert container["exitCode"] == 137 and container["reason"] == "job process killed by SIGKILL"
 
 
-def test_jobs_run_in_parallel_up_to_the_worker_count(harness: Harness) -> None:
-    started = time.monotonic()
-    jobs = [harness.submit("t-cpu", f"p{i}", sleep=1.5) for i in range(2)]
-    for job_id in jobs:
-        harness.wait_for(job_id, "SUCCEEDED")
-    assert time.monotonic() - started < 2.9
+def test_each_queue_runs_as_many_jobs_at_once_as_it_has_slots(harness: Harness) -> None:
+    cpu = [harness.submit("t-cpu", f"c{i}", sleep=1.5) for i in range(2)]
+    gpu = [harness.submit("t-gpu", f"g{i}", sleep=1.5) for i in range(2)]
+    records = [harness.wait_for(job_id, "SUCCEEDED") for job_id in cpu + gpu]
+
+    def overlap(a: JobRecord, b: JobRecord) -> bool:
+        assert a.started_at and a.stopped_at and b.started_at and b.stopped_at
+        return a.started_at < b.stopped_at and b.started_at < a.stopped_at
+
+    assert overlap(records[0], records[1]), "two CPU slots: both CPU jobs run at once"
+    assert not overlap(records[2], records[3]), "one GPU slot: GPU jobs run one after the other"

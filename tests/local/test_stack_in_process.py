@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,14 +17,14 @@ from batch_jobs import schema
 from batch_jobs.pipeline import parse_pipeline, step_index
 from batch_jobs.store import Conflict
 from batch_jobs.submit import submit_file
+from cli.local.clips import sample_with_keyframes
 from cli.local.ledger import JobRecord
 from cli.local.paths import LocalPaths
 from cli.local.runtime import LocalSettings, LocalStack
 from cli.local.session import wait_idle
+from detector.sample import SampleSpec
 
-sys.path.insert(0, str(Path(__file__).parent))
-from local_clips import sample_with_keyframes
-
+SMALL = SampleSpec(640, 360, seconds=3.0, fps=10, people=2)  # 3 chunks of 10 frames
 PROBE_PIPELINE = parse_pipeline(
     [
         {"name": "timesplit", "action": "split"},
@@ -38,7 +37,7 @@ PROBE_PIPELINE = parse_pipeline(
 @pytest.fixture
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clip") / "sample.mp4"
-    sample_with_keyframes(path)
+    sample_with_keyframes(path, SMALL)
     return path
 
 
