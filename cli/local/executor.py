@@ -31,6 +31,7 @@ EXITED_REASON = "Essential container in task exited"
 INTERRUPTED_REASON = "Host EC2 (local stack) stopped while the job was running"
 
 EventSink = Callable[[JobRecord], None]
+Terminations = Callable[[str], "str | None"]  # job id -> the reason of a TerminateJob call, if any
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,15 @@ class JobExecutor:
         env: JobEnvironment,
         emit: EventSink,
         on_interrupted: EventSink,
+        termination: Terminations,
     ) -> None:
         self._batch, self._logs = batch, logs
         self._queues = {q.name: q for q in queues}
         self._log_group = log_group
         self.ledger, self._paths, self._env, self._emit = ledger, paths, env, emit
         self._on_interrupted = on_interrupted
+        self._termination = termination
+        self._terminated: dict[str, str] = {}
         self._discover_lock = threading.Lock()
         self._started: set[str] = set()
         self._todo: dict[str, queue.Queue[str | None]] = {name: queue.Queue() for name in self._queues}
@@ -208,10 +212,21 @@ class JobExecutor:
             self._definitions[arn] = found[0]
         return self._definitions[arn]
 
+    def _terminate_requested(self) -> None:
+        """Kill the running jobs a TerminateJob call named (`derby-batch cancel`); they end FAILED with its reason."""
+        with self._procs_lock:
+            running = list(self._procs.items())
+        for job_id, proc in running:
+            reason = self._termination(job_id)
+            if reason is not None and job_id not in self._terminated:
+                self._terminated[job_id] = reason
+                kill_group(proc)
+
     def _discover_loop(self) -> None:
         while not self._stopping.wait(POLL_SECONDS):
             try:
                 self.discover()
+                self._terminate_requested()
             except Exception as exc:  # the server stopping under us, or a transient error: poll again
                 if not self._stopping.is_set():
                     print(f"local executor: job discovery failed: {exc}", file=sys.stderr)
@@ -223,7 +238,11 @@ class JobExecutor:
                 if record is None or record.status != QUEUED or job_id in self._started or self._stopping.is_set():
                     continue
                 self._started.add(job_id)
-            self._run(record)
+            reason = self._termination(job_id)
+            if reason is not None:  # terminated while queued: never starts, as on Batch
+                self._finish(record, None, reason)
+            else:
+                self._run(record)
 
     def _run(self, record: JobRecord) -> None:
         record.status, record.attempts, record.started_at = RUNNING, record.attempts + 1, now_ms()
@@ -259,7 +278,7 @@ class JobExecutor:
             log.close()
         if self._stopping.is_set() and returncode != 0:
             return  # killed by stop: stays RUNNING in the ledger and gets a new attempt on restart
-        self._finish(record, returncode, EXITED_REASON)
+        self._finish(record, returncode, self._terminated.pop(record.job_id, EXITED_REASON))
 
     def _finish(self, record: JobRecord, returncode: int | None, reason: str) -> None:
         """Record the attempt's end (`returncode` None: the process was lost) and send the state change."""

@@ -141,6 +141,7 @@ class LocalStack:
             env=JobEnvironment(endpoint, REGION, LOCAL_STACK, GPU_OVERRIDE),
             emit=self._job_changed,
             on_interrupted=self._retry_interrupted,
+            termination=self._termination_reason,
         )
         self.poller = StreamPoller(
             self.session_client("dynamodbstreams"),
@@ -181,6 +182,9 @@ class LocalStack:
                 self._log(f"router failed on {record.status} event of job {record.job_id}: {exc}")
                 time.sleep(0.2 * 2**attempt)
         self._dirty.set()
+
+    def _termination_reason(self, job_id: str) -> str | None:
+        return self._server.termination_reason(job_id, ACCOUNT, REGION) if self._server else None
 
     def _retry_interrupted(self, record: JobRecord) -> None:
         """A job lost when the stack stopped is failed by its event; retry its step as `derby-batch retry` would.

@@ -35,7 +35,7 @@ def say(line: str) -> None:
 
 def deployed_config_reachable() -> bool:
     """True when AWS credentials exist and the default stack's config parameter can be read (short timeouts)."""
-    session = boto3.Session()
+    session = boto3.Session(region_name=os.environ.get("AWS_REGION"))  # botocore itself reads AWS_DEFAULT_REGION
     if session.get_credentials() is None or session.region_name is None:
         return False
     quick = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})

@@ -94,6 +94,7 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
         env=JobEnvironment(server.endpoint, "us-east-1", "t", {"DERBY_BATCH_ALLOW_CPU": "1"}),
         emit=lambda r: events.append((r.status, job_state_change(r, "123456789012", "us-east-1"))),
         on_interrupted=lambda r: None,
+        termination=lambda job_id: server.termination_reason(job_id, "123456789012", "us-east-1"),
     )
     executor.start()
     yield Harness(batch, logs, executor, events)
@@ -160,3 +161,12 @@ def test_each_queue_runs_as_many_jobs_at_once_as_it_has_slots(harness: Harness) 
 
     assert overlap(records[0], records[1]), "two CPU slots: both CPU jobs run at once"
     assert not overlap(records[2], records[3]), "one GPU slot: GPU jobs run one after the other"
+
+
+def test_terminate_job_kills_the_job_and_fails_it_with_the_reason(harness: Harness) -> None:
+    job_id = harness.submit("t-cpu", "doomed", sleep=60)
+    pid = harness.wait_for(job_id, "RUNNING").pid
+    harness.batch.terminate_job(jobId=job_id, reason="cancelled by derby-batch cancel")
+    harness.wait_for(job_id, "FAILED", timeout=10)
+    assert harness.events[-1][1]["detail"]["statusReason"] == "cancelled by derby-batch cancel"
+    assert pid is not None and not Path(f"/proc/{pid}").exists()
