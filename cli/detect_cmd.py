@@ -61,7 +61,9 @@ def detect(
 ) -> None:
     """Find people and faces in videos and images; write derby-batch/detections@1 JSON (see docs/detector.md)."""
     from detector.analyzer import AnalyzeOptions, VideoAnalyzer
+    from detector.sources import open_sources
 
+    open_sources(inputs)  # fail on bad input before the models load
     options = AnalyzeOptions(
         _detectors(detectors), every, fps, tiles, tile_overlap, batch_size, model, threshold, face_mode
     )

@@ -25,7 +25,7 @@ from detector.output import DetectionsWriter
 from detector.reader import ThreadedReader
 from detector.registry import DETECTORS, create_detector
 from detector.sampling import Sampler
-from detector.sources import DecodedFrame, SourceInfo, decode, expand_inputs, probe
+from detector.sources import DecodedFrame, SourceInfo, decode, open_sources
 from detector.tiling import TileGrid, cut_tiles, merge_tiles, parse_tiles, plan_tiles
 
 FACE_MODES = ("people", "frame")
@@ -173,7 +173,7 @@ class VideoAnalyzer:
         annotate: Path | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> AnalysisSummary:
-        sources = [probe(path) for path in expand_inputs(inputs)]
+        sources = open_sources(inputs)
         expected = _expected_frames(sources, Sampler(self.options.every, self.options.fps), self.options.max_frames)
         name_frames = len(sources) > 1 or sources[0].kind == "image"
         offsets = dict(
@@ -248,4 +248,5 @@ def analyze(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> AnalysisSummary:
     """Analyze `inputs` into `out_json` (written atomically). Raises DetectorError with a one-line message."""
+    open_sources(inputs)
     return VideoAnalyzer(options).run(inputs, out_json, annotate, on_progress)

@@ -31,13 +31,13 @@ class Detections:
 
     @classmethod
     def empty(cls) -> Detections:
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, dtype="<U8"))
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, dtype=str))
 
     @classmethod
     def of(cls, boxes: np.ndarray, scores: np.ndarray, label: str) -> Detections:
         """Detections that all carry one label (what a single-class model returns)."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        return cls(boxes, np.asarray(scores, np.float32).reshape(-1), np.full(len(boxes), label, dtype="<U8"))
+        return cls(boxes, np.asarray(scores, np.float32).reshape(-1), np.full(len(boxes), label))
 
     @classmethod
     def concat(cls, parts: Sequence[Detections]) -> Detections:
@@ -46,7 +46,7 @@ class Detections:
         return cls(
             np.concatenate([p.boxes for p in parts]).astype(np.float32, copy=False),
             np.concatenate([p.scores for p in parts]).astype(np.float32, copy=False),
-            np.concatenate([p.labels for p in parts]).astype("<U8", copy=False),
+            np.concatenate([p.labels for p in parts]),
         )
 
     def __len__(self) -> int:
@@ -77,7 +77,7 @@ class Detections:
         return cls(
             np.array([item["box"] for item in items], np.float32),
             np.array([item["score"] for item in items], np.float32),
-            np.array([item["label"] for item in items], dtype="<U8"),
+            np.array([item["label"] for item in items], dtype=str),
         )
 
 

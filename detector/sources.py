@@ -83,6 +83,11 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     return paths
 
 
+def open_sources(inputs: list[Path]) -> list[SourceInfo]:
+    """Check and describe every input before any model loads, so bad input fails fast."""
+    return [probe(path) for path in expand_inputs(inputs)]
+
+
 def _av_error(path: Path, exc: Exception) -> DetectorError:
     reason = " ".join(str(getattr(exc, "strerror", None) or exc).split())
     return DetectorError(f"cannot decode video {path} (not a video, or corrupt or truncated): {reason}")
