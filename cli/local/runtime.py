@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 
+from batch_jobs import schema
 from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import StackConfig, default_config
 from batch_jobs.job import ALLOW_CPU_ENV
@@ -194,10 +195,13 @@ class LocalStack:
         """
         p = record.parameters
         video_id, index, attempt = p["video_id"], int(p["chunk"]), int(p["attempt"])
+        pos = step_index(self.config.pipeline, p["step"])
+        steps = self.store.get_chunk(video_id, index).steps
+        if pos >= len(steps) or steps[pos].state != schema.FAILED or steps[pos].attempt != attempt:
+            return  # the job had finished its step before the stop: nothing was lost
         deadline = time.monotonic() + RESUME_WAIT_SECONDS
         while index not in self.store.get_video(video_id).chunks_failed and time.monotonic() < deadline:
             time.sleep(0.05)
-        pos = step_index(self.config.pipeline, p["step"])
         if not isinstance(self.store.retry(video_id, index, pos, attempt), Conflict):
             self.store.reopen_chunk(video_id, index)
             self._log(f"re-running {p['step']} of chunk {index} of {video_id}: it was running when the stack stopped")

@@ -3,10 +3,59 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import boto3
 from conftest import LocalEnv, free_port
+
+from batch_jobs.config import StackConfig, load_config
+from batch_jobs.store import Store
+from batch_jobs.submit import submit_file
+from cli.local.clips import sample_with_keyframes
+from cli.local.files import read_json
+from detector.sample import SampleSpec
+
+PROBE_STEPS = [
+    {"name": "timesplit", "action": "split"},
+    {"name": "probe", "action": "probe"},
+    {"name": "summarize", "action": "summarize"},
+]
+
+
+@dataclass
+class Client:
+    """What `derby-batch submit` holds against a stack: its config, its table and its bucket."""
+
+    config: StackConfig
+    store: Store
+    s3: Any
+
+
+def open_local(endpoint: str) -> Client:
+    session = boto3.Session(
+        aws_access_key_id="local-test-key", aws_secret_access_key="local-test-secret", region_name="us-east-1"
+    )
+    config = load_config(session.client("ssm", endpoint_url=endpoint), "local")
+    store = Store(session.client("dynamodb", endpoint_url=endpoint), config.table)
+    return Client(config, store, session.client("s3", endpoint_url=endpoint))
+
+
+def ledger(local: LocalEnv) -> list[dict[str, Any]]:
+    return [read_json(path) for path in sorted((local.data_dir / "jobs").glob("*.json"))]
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
 
 
 def test_port_in_use_is_one_clean_line(local: LocalEnv) -> None:
@@ -46,3 +95,31 @@ def test_local_down_stops_it_from_another_terminal(local: LocalEnv) -> None:
     assert up.proc.returncode == 0 and err.strip().endswith("local stack stopped")
     again = local.run("local", "down", check=False)
     assert again.returncode == 1 and again.stderr.startswith("error: no local stack is running")
+
+
+def test_ctrl_c_mid_video_and_local_up_again_finishes_every_chunk_once(local: LocalEnv, tmp_path: Path) -> None:
+    pipeline = tmp_path / "probe.json"
+    pipeline.write_text(json.dumps(PROBE_STEPS))
+    clip = tmp_path / "clip.mp4"
+    sample_with_keyframes(clip, SampleSpec(320, 180, seconds=3.0, fps=10, people=1))
+    args = ("--pipeline", str(pipeline), "--workers", "1")
+
+    first = local.up(*args)
+    stack = open_local(first.endpoint)
+    video_id = submit_file(stack.s3, stack.store, stack.config, clip, tmp_path / "split", chunk_seconds=1.0).video_id
+    wait_until(lambda: any(r["status"] == "RUNNING" for r in ledger(local)), "a running job")
+    err = first.stop(signal.SIGINT)
+    assert first.proc.returncode == 0 and "running jobs are re-run on the next `local up`" in err
+
+    second = local.up(*args)
+    stack = open_local(second.endpoint)
+    wait_until(lambda: stack.store.get_video(video_id).state == "done", "the video done after the restart")
+    wait_until(lambda: all(r["status"] in ("SUCCEEDED", "FAILED") for r in ledger(local)), "the last job's exit")
+    chunks = stack.store.chunks(video_id)
+    assert [c.index for c in chunks] == [0, 1, 2]
+    assert all([s.state for s in c.steps] == ["done", "done", "done"] for c in chunks)
+    second.stop()
+    finished = [
+        (r["parameters"]["chunk"], r["parameters"]["step"]) for r in ledger(local) if r["status"] == "SUCCEEDED"
+    ]
+    assert sorted(finished) == sorted((str(i), s) for i in range(3) for s in ("probe", "summarize"))

@@ -151,6 +151,11 @@ def test_stop_mid_video_and_start_again_loses_and_duplicates_nothing(
     assert sorted(succeeded) == sorted((video_id, str(i), s) for i in range(3) for s in ("probe", "summarize"))
     assert all(len(records) == 1 for records in succeeded.values()), "a chunk-step ran to the end twice"
     lost = interrupted[0]
+    before = first.executor.ledger.all()[0]  # type: ignore[union-attr]
+    logs = second.session_client("logs").get_log_events(
+        logGroupName="/aws/batch/local", logStreamName=before.log_stream
+    )
+    assert logs["events"], "job logs of the first run are back in CloudWatch Logs"
     p = lost.parameters
     resumed = second.store.get_chunk(video_id, int(p["chunk"])).steps[step_index(PROBE_PIPELINE, p["step"])]
     assert resumed.attempt == int(p["attempt"]) + 1
