@@ -18,9 +18,9 @@ options:
     type: str
     required: true
   event_source_arn:
-    description: Stream ARN.
+    description: Stream ARN. Required with C(state=present); with C(state=absent) and no ARN, every mapping of the
+      function is deleted.
     type: str
-    required: true
   state:
     description: Whether the mapping should exist.
     type: str
@@ -114,13 +114,24 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 SETTLING = ("Creating", "Enabling", "Disabling", "Updating", "Deleting")
 
 
-def find(client, function_name, source_arn):
+def find_all(client, function_name, source_arn=None):
     paginator = client.get_paginator("list_event_source_mappings")
-    for page in paginator.paginate(FunctionName=function_name, EventSourceArn=source_arn):
-        for mapping in page["EventSourceMappings"]:
-            if mapping.get("State") != "Deleting":
-                return mapping
-    return None
+    query = {"FunctionName": function_name}
+    if source_arn:
+        query["EventSourceArn"] = source_arn
+    found = []
+    try:
+        for page in paginator.paginate(**query):
+            found.extend(m for m in page["EventSourceMappings"] if m.get("State") != "Deleting")
+    except botocore.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":  # no such function: no mapping
+            raise
+    return found
+
+
+def find(client, function_name, source_arn):
+    found = find_all(client, function_name, source_arn)
+    return found[0] if found else None
 
 
 def desired_settings(params):
@@ -176,7 +187,7 @@ def main():
     module = AnsibleAWSModule(
         argument_spec=dict(
             function_name=dict(type="str", required=True),
-            event_source_arn=dict(type="str", required=True),
+            event_source_arn=dict(type="str"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             enabled=dict(type="bool", default=True),
             batch_size=dict(type="int", default=100),
@@ -191,16 +202,20 @@ def main():
             filter_patterns=dict(type="list", elements="dict", default=[]),
             wait_timeout=dict(type="int", default=300),
         ),
+        required_if=[["state", "present", ["event_source_arn"]]],
         supports_check_mode=True,
     )
     params = module.params
     client = module.client("lambda", retry_decorator=AWSRetry.jittered_backoff(retries=10))
     try:
-        mapping = find(client, params["function_name"], params["event_source_arn"])
         if params["state"] == "absent":
-            if mapping and not module.check_mode:
-                client.delete_event_source_mapping(UUID=mapping["UUID"], aws_retry=True)
-            module.exit_json(changed=bool(mapping), mapping={}, diff={"before": clean(mapping), "after": {}})
+            mappings = find_all(client, params["function_name"], params["event_source_arn"])
+            if not module.check_mode:
+                for mapping in mappings:
+                    client.delete_event_source_mapping(UUID=mapping["UUID"], aws_retry=True)
+            module.exit_json(changed=bool(mappings), mapping={},
+                             diff={"before": {"mappings": [m["UUID"] for m in mappings]}, "after": {"mappings": []}})
+        mapping = find(client, params["function_name"], params["event_source_arn"])
 
         desired = desired_settings(params)
         if mapping and mapping.get("StartingPosition") not in (None, params["starting_position"]):

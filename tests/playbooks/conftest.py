@@ -1,0 +1,46 @@
+"""Fixtures for the playbook tests: one moto server and one deployed stack per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from playbook_harness import MotoServer, PlaybookRun, Recorder, Request, run_playbook
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The first deploy of the session: its run and every request it sent."""
+
+    run: PlaybookRun
+    requests: list[Request]
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def endpoint(moto: MotoServer) -> str:
+    return moto.url
+
+
+@pytest.fixture(scope="session")
+def recorder(moto: MotoServer) -> Recorder:
+    return Recorder(moto)
+
+
+@pytest.fixture(scope="session")
+def deployment(endpoint: str, recorder: Recorder) -> Deployment:
+    """deploy.yml on an empty account, recorded. Every test in the session shares this stack."""
+    recorder.start()
+    run = run_playbook(endpoint, "deploy.yml")
+    requests = recorder.stop()
+    assert run.returncode == 0, run.output
+    return Deployment(run, requests)

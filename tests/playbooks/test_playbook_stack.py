@@ -1,0 +1,453 @@
+"""deploy.yml against a moto server: what it builds, that it is idempotent, --check, and variable changes.
+
+Tests run in file order on one shared stack (deploying takes most of the time); the variable-change tests come last
+because they alter the stack, and test_playbook_teardown.py runs after this file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from conftest import Deployment
+from playbook_harness import REGION, REPO, STACK, Recorder, Request, client, run_playbook
+
+from batch_jobs.config import default_config, load_config
+from batch_jobs.pipeline import load_pipeline
+
+GPU_TYPES = ["g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g6.xlarge"]
+MUTATING_PREFIXES = ("Create", "Update", "Put", "Register", "Delete", "Deregister", "Tag", "Untag", "Attach", "Add")
+
+
+def batch_operation(request: Request) -> str:
+    """Batch is a REST API: the operation is the last path segment (`/v1/createjobqueue`)."""
+    return request.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def operation(request: Request) -> str:
+    """The operation of a JSON (X-Amz-Target), query (Action=) or Batch REST request."""
+    if request.target:
+        return request.target.rsplit(".", 1)[-1]
+    if "Action=" in request.body:
+        return request.body.split("Action=", 1)[1].split("&", 1)[0]
+    return batch_operation(request)
+
+
+def compute_environments(endpoint: str, base: str) -> list[dict[str, Any]]:
+    envs = client(endpoint, "batch").describe_compute_environments()["computeEnvironments"]
+    return [e for e in envs if e["computeEnvironmentName"].startswith(base + "-")]
+
+
+def queue(endpoint: str, name: str) -> dict[str, Any]:
+    queues = client(endpoint, "batch").describe_job_queues(jobQueues=[name])["jobQueues"]
+    assert len(queues) == 1, queues
+    return dict(queues[0])
+
+
+def active_definitions(endpoint: str, name: str) -> list[dict[str, Any]]:
+    pages = client(endpoint, "batch").describe_job_definitions(jobDefinitionName=name, status="ACTIVE")
+    return [d for d in pages["jobDefinitions"] if d["status"] == "ACTIVE"]
+
+
+def inline_policy(endpoint: str, role: str) -> dict[str, Any]:
+    document = client(endpoint, "iam").get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
+    return dict(json.loads(document) if isinstance(document, str) else document)
+
+
+def statements(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in policy["Statement"]}
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def account_id(endpoint: str) -> str:
+    return str(client(endpoint, "sts").get_caller_identity()["Account"])
+
+
+# --- the first deploy -------------------------------------------------------------------------------------------
+
+
+def test_deploy_succeeds_and_creates(deployment: Deployment) -> None:
+    assert deployment.run.stats["failures"] == 0
+    assert deployment.run.stats["changed"] > 10
+
+
+def test_network_has_two_subnets_in_two_azs_and_no_inbound_rule(endpoint: str, deployment: Deployment) -> None:
+    ec2 = client(endpoint, "ec2")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:derby-batch:stack", "Values": [STACK]}])["Vpcs"]
+    assert len(vpcs) == 1
+    vpc_id = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    assert len(subnets) == 2
+    assert len({s["AvailabilityZone"] for s in subnets}) == 2
+    igws = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])
+    igw_id = igws["InternetGateways"][0]["InternetGatewayId"]
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
+    default_routes = [r for t in tables for r in t["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+    assert [r["GatewayId"] for r in default_routes] == [igw_id]
+    associated = {a.get("SubnetId") for t in tables for a in t.get("Associations", [])}
+    assert {s["SubnetId"] for s in subnets} <= associated
+    groups = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [f"{STACK}-batch"]}]
+    )["SecurityGroups"]
+    assert len(groups) == 1
+    assert groups[0]["IpPermissions"] == []
+    assert groups[0]["IpPermissionsEgress"], "jobs need outbound access to ECR, S3 and DynamoDB"
+
+
+def test_bucket_is_private_encrypted_and_tls_only(endpoint: str, deployment: Deployment) -> None:
+    s3 = client(endpoint, "s3")
+    bucket = f"{STACK}-data-{account_id(endpoint)}-{REGION}"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    (deny,) = policy["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert set(as_list(deny["Resource"])) == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+    assert s3.get_bucket_versioning(Bucket=bucket).get("Status") in (None, "Suspended")
+    # moto evaluates bucket policies: a plain-HTTP request (the test endpoint) is refused.
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket=bucket, Key="videos/v1/source/x.mp4", Body=b"x")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_table_is_on_demand_with_stream_and_pitr(endpoint: str, deployment: Deployment) -> None:
+    dynamodb = client(endpoint, "dynamodb")
+    table = dynamodb.describe_table(TableName=f"{STACK}-items")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert sorted((k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]) == [
+        ("pk", "HASH"),
+        ("sk", "RANGE"),
+    ]
+    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {"pk": "S", "sk": "S"}
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    backups = dynamodb.describe_continuous_backups(TableName=f"{STACK}-items")["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_ecr_scans_on_push_and_keeps_last_images(endpoint: str, deployment: Deployment) -> None:
+    ecr = client(endpoint, "ecr")
+    (repo,) = ecr.describe_repositories(repositoryNames=[f"{STACK}-jobs"])["repositories"]
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    policy = json.loads(ecr.get_lifecycle_policy(repositoryName=f"{STACK}-jobs")["lifecyclePolicyText"])
+    (rule,) = policy["rules"]
+    assert rule["selection"]["countType"] == "imageCountMoreThan"
+    assert rule["selection"]["countNumber"] == 10
+    assert rule["action"]["type"] == "expire"
+
+
+def test_log_groups_have_retention(endpoint: str, deployment: Deployment) -> None:
+    logs = client(endpoint, "logs")
+    for name in (f"/aws/batch/{STACK}", f"/aws/lambda/{STACK}-router"):
+        (group,) = [
+            g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name
+        ]
+        assert group["retentionInDays"] == 30
+
+
+def test_iam_roles_are_scoped_to_the_stack(endpoint: str, deployment: Deployment) -> None:
+    iam = client(endpoint, "iam")
+    account = account_id(endpoint)
+    table_arn = f"arn:aws:dynamodb:{REGION}:{account}:table/{STACK}-items"
+    config_arn = f"arn:aws:ssm:{REGION}:{account}:parameter/derby-batch/{STACK}/config"
+    bucket_arn = f"arn:aws:s3:::{STACK}-data-{account}-{REGION}"
+
+    profile = iam.get_instance_profile(InstanceProfileName=f"{STACK}-ecs-instance")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [f"{STACK}-ecs-instance"]
+    attached = iam.list_attached_role_policies(RoleName=f"{STACK}-ecs-instance")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonEC2ContainerServiceforEC2Role"]
+
+    job = statements(inline_policy(endpoint, f"{STACK}-job"))
+    assert job["ReadWriteVideos"]["Resource"] == f"{bucket_arn}/videos/*"
+    assert job["ListVideos"]["Condition"] == {"StringLike": {"s3:prefix": ["videos/*"]}}
+    assert job["Items"]["Resource"] == table_arn
+    assert job["StackConfig"] == {
+        "Sid": "StackConfig",
+        "Effect": "Allow",
+        "Action": "ssm:GetParameter",
+        "Resource": config_arn,
+    }
+
+    execution = statements(inline_policy(endpoint, f"{STACK}-job-execution"))
+    assert execution["EcrPull"]["Resource"] == f"arn:aws:ecr:{REGION}:{account}:repository/{STACK}-jobs"
+    assert execution["JobLogs"]["Resource"] == f"arn:aws:logs:{REGION}:{account}:log-group:/aws/batch/{STACK}:*"
+
+    router = statements(inline_policy(endpoint, f"{STACK}-router"))
+    submit = set(as_list(router["SubmitToStackQueues"]["Resource"]))
+    batch_arn = f"arn:aws:batch:{REGION}:{account}"
+    definitions = [f"{STACK}-{step.name}" for step in load_pipeline()]
+    assert submit == {f"{batch_arn}:job-queue/{STACK}-gpu", f"{batch_arn}:job-queue/{STACK}-cpu"} | {
+        f"{batch_arn}:job-definition/{name}{suffix}" for name in definitions for suffix in ("", ":*")
+    }
+    assert router["ReadStream"]["Resource"] == f"{table_arn}/stream/*"
+    assert router["Items"]["Resource"] == table_arn
+    assert router["StackConfig"]["Resource"] == config_arn
+    assert router["DeadLetters"] == {
+        "Sid": "DeadLetters",
+        "Effect": "Allow",
+        "Action": "sqs:SendMessage",
+        "Resource": f"arn:aws:sqs:{REGION}:{account}:{STACK}-router-dlq",
+    }
+    assert set(as_list(router["TerminateJobs"]["Action"])) == {"batch:TerminateJob"}
+
+    # "*" only where IAM has no resource-level scope for the action.
+    for role in (f"{STACK}-job", f"{STACK}-job-execution", f"{STACK}-router"):
+        for statement in inline_policy(endpoint, role)["Statement"]:
+            assert statement["Effect"] == "Allow"
+            if "*" in as_list(statement["Resource"]):
+                assert as_list(statement["Action"]) in (["ecr:GetAuthorizationToken"], ["batch:DescribeJobs"]), (
+                    statement
+                )
+            assert not any(a.endswith(":*") or a == "*" for a in as_list(statement["Action"])), statement
+
+
+def test_gpu_compute_environment_scales_to_zero_on_nvidia_spot(endpoint: str, deployment: Deployment) -> None:
+    (env,) = compute_environments(endpoint, f"{STACK}-gpu")
+    resources = env["computeResources"]
+    assert env["type"] == "MANAGED"
+    assert env["state"] == "ENABLED"
+    assert resources["minvCpus"] == 0
+    assert resources["desiredvCpus"] == 0
+    assert resources["maxvCpus"] == 16
+    assert resources["type"] == "SPOT"
+    assert resources["allocationStrategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
+    assert sorted(resources["instanceTypes"]) == sorted(GPU_TYPES)
+    assert resources["ec2Configuration"] == [{"imageType": "ECS_AL2023_NVIDIA"}]
+    assert resources["instanceRole"].endswith(f":instance-profile/{STACK}-ecs-instance")
+    assert "ec2KeyPair" not in resources
+    assert "/aws-service-role/batch.amazonaws.com/" in env["serviceRole"]
+
+
+def test_cpu_compute_environment_is_fargate(endpoint: str, deployment: Deployment) -> None:
+    (env,) = compute_environments(endpoint, f"{STACK}-cpu")
+    assert env["computeResources"]["type"] == "FARGATE"
+    assert env["computeResources"]["maxvCpus"] == 16
+
+
+def test_queues_use_their_compute_environments(endpoint: str, deployment: Deployment) -> None:
+    for kind in ("gpu", "cpu"):
+        (env,) = compute_environments(endpoint, f"{STACK}-{kind}")
+        found = queue(endpoint, f"{STACK}-{kind}")
+        assert found["state"] == "ENABLED"
+        order = [e["computeEnvironment"] for e in found["computeEnvironmentOrder"]]
+        assert order in ([env["computeEnvironmentArn"]], [env["computeEnvironmentName"]])
+
+
+def test_queues_were_created_with_job_state_time_limit_actions(deployment: Deployment) -> None:
+    # moto does not store jobStateTimeLimitActions: assert on the request the module sent.
+    created = {
+        r.json()["jobQueueName"]: r.json() for r in deployment.requests if batch_operation(r) == "createjobqueue"
+    }
+    assert set(created) == {f"{STACK}-gpu", f"{STACK}-cpu"}
+    for body in created.values():
+        actions = {a["reason"]: a for a in body["jobStateTimeLimitActions"]}
+        assert set(actions) == {
+            "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        }
+        for action in actions.values():
+            assert action["state"] == "RUNNABLE"
+            assert action["action"] == "CANCEL"
+            assert 600 <= action["maxTimeSeconds"] <= 86400
+
+
+def test_one_job_definition_per_step_with_resources_and_retry_rules(endpoint: str, deployment: Deployment) -> None:
+    account = account_id(endpoint)
+    for step in load_pipeline():
+        (definition,) = active_definitions(endpoint, f"{STACK}-{step.name}")
+        container = definition["containerProperties"]
+        assert container["command"] == [
+            "python", "-m", "batch_jobs", "run", "--step", "Ref::step", "--video-id", "Ref::video_id",
+            "--chunk", "Ref::chunk", "--attempt", "Ref::attempt",
+        ]  # fmt: skip
+        assert set(definition["parameters"]) == {"step", "video_id", "chunk", "attempt"}
+        assert definition["parameters"]["step"] == step.name
+        assert {"name": "DERBY_BATCH_STACK", "value": STACK} in container["environment"]
+        requirements = {r["type"]: r["value"] for r in container["resourceRequirements"]}
+        assert int(requirements["VCPU"]) >= 1
+        assert int(requirements["MEMORY"]) >= 1024
+        if step.gpu:
+            assert requirements["GPU"] == "1"
+            assert definition["platformCapabilities"] == ["EC2"]
+        else:
+            assert "GPU" not in requirements
+            assert definition["platformCapabilities"] == ["FARGATE"]
+        assert container["jobRoleArn"] == f"arn:aws:iam::{account}:role/{STACK}-job"
+        assert container["executionRoleArn"] == f"arn:aws:iam::{account}:role/{STACK}-job-execution"
+        assert container["logConfiguration"]["logDriver"] == "awslogs"
+        assert container["logConfiguration"]["options"]["awslogs-group"] == f"/aws/batch/{STACK}"
+        assert definition["timeout"]["attemptDurationSeconds"] >= 60
+        retry = definition["retryStrategy"]
+        assert retry["attempts"] == 3
+        rules = [(r.get("onStatusReason") or r.get("onReason"), r["action"].upper()) for r in retry["evaluateOnExit"]]
+        assert ("Host EC2*", "RETRY") in rules
+        assert ("CannotPullContainer*", "RETRY") in rules
+        assert rules[-1] == ("*", "EXIT"), "everything that is not an infrastructure fault must exit"
+
+
+def test_router_lambda_runs_the_packaged_handler(endpoint: str, deployment: Deployment) -> None:
+    function = client(endpoint, "lambda").get_function(FunctionName=f"{STACK}-router")["Configuration"]
+    assert function["Runtime"] == "python3.12"
+    assert function["Handler"] == "router.handler.lambda_handler"
+    assert function["Environment"]["Variables"]["DERBY_BATCH_STACK"] == STACK
+    assert function["Role"].endswith(f":role/{STACK}-router")
+
+
+def test_stream_mapping_has_failure_handling_and_chunk_filter(endpoint: str, deployment: Deployment) -> None:
+    account = account_id(endpoint)
+    stream_arn = client(endpoint, "dynamodb").describe_table(TableName=f"{STACK}-items")["Table"]["LatestStreamArn"]
+    (mapping,) = client(endpoint, "lambda").list_event_source_mappings(FunctionName=f"{STACK}-router")[
+        "EventSourceMappings"
+    ]
+    assert mapping["EventSourceArn"] == stream_arn
+    assert mapping["State"] == "Enabled"
+    assert mapping["BatchSize"] == 100
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == 5
+    assert mapping["MaximumRecordAgeInSeconds"] == 3600
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["DestinationConfig"] == {
+        "OnFailure": {"Destination": f"arn:aws:sqs:{REGION}:{account}:{STACK}-router-dlq"}
+    }
+    (pattern,) = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
+    assert pattern == {"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "chunk#"}]}}}}
+
+
+def test_job_state_events_of_the_stack_queues_reach_the_router(endpoint: str, deployment: Deployment) -> None:
+    events = client(endpoint, "events")
+    rule = events.describe_rule(Name=f"{STACK}-batch-job-state")
+    pattern = json.loads(rule["EventPattern"])
+    queue_arns = {queue(endpoint, f"{STACK}-{kind}")["jobQueueArn"] for kind in ("gpu", "cpu")}
+    assert pattern["source"] == ["aws.batch"]
+    assert pattern["detail-type"] == ["Batch Job State Change"]
+    assert set(pattern["detail"]["jobQueue"]) == queue_arns
+    function_arn = client(endpoint, "lambda").get_function(FunctionName=f"{STACK}-router")["Configuration"][
+        "FunctionArn"
+    ]
+    targets = events.list_targets_by_rule(Rule=f"{STACK}-batch-job-state")["Targets"]
+    assert [t["Arn"] for t in targets] == [function_arn]
+    policy = json.loads(client(endpoint, "lambda").get_policy(FunctionName=f"{STACK}-router")["Policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == rule["Arn"]
+
+
+def test_stack_config_names_the_deployed_resources(endpoint: str, deployment: Deployment) -> None:
+    ssm = client(endpoint, "ssm")
+    account = account_id(endpoint)
+    raw = json.loads(ssm.get_parameter(Name=f"/derby-batch/{STACK}/config")["Parameter"]["Value"])
+    config = load_config(ssm, STACK)  # what `derby-batch status` and the router read
+    assert config.to_json() == default_config(STACK, REGION, account).to_json()
+    assert raw["pipeline"] == json.loads((REPO / "batch_jobs" / "pipeline.json").read_text())
+    assert raw["chunk_seconds"] == 300
+    client(endpoint, "s3").head_bucket(Bucket=config.bucket)
+    client(endpoint, "dynamodb").describe_table(TableName=config.table)
+    assert client(endpoint, "logs").describe_log_groups(logGroupNamePrefix=config.log_group)["logGroups"]
+    for name in config.job_queues.values():
+        assert queue(endpoint, name)["state"] == "ENABLED"
+    for name in config.job_definitions.values():
+        assert len(active_definitions(endpoint, name)) == 1
+
+
+# --- idempotence and check mode ---------------------------------------------------------------------------------
+
+
+def test_second_run_changes_nothing(endpoint: str, deployment: Deployment, recorder: Recorder) -> None:
+    recorder.start()
+    run = run_playbook(endpoint, "deploy.yml")
+    requests = recorder.stop()
+    assert run.returncode == 0, run.output
+    assert run.stats["changed"] == 0, run.changed_tasks
+    mutating = [operation(r) for r in requests if operation(r).startswith(MUTATING_PREFIXES)]
+    assert mutating == [], mutating
+
+
+def test_check_mode_reports_a_change_without_making_it(
+    endpoint: str, deployment: Deployment, recorder: Recorder
+) -> None:
+    recorder.start()
+    run = run_playbook(endpoint, "deploy.yml", {"gpu_max_vcpus": 64, "log_retention_days": 7}, check=True)
+    requests = recorder.stop()
+    assert run.returncode == 0, run.output
+    assert sorted(run.changed_tasks) == ["GPU compute environment (scales to zero)", "Log groups with retention"]
+    mutating = [operation(r) for r in requests if operation(r).startswith(MUTATING_PREFIXES)]
+    assert mutating == [], mutating
+    (env,) = compute_environments(endpoint, f"{STACK}-gpu")
+    assert env["computeResources"]["maxvCpus"] == 16
+    logs = client(endpoint, "logs").describe_log_groups(logGroupNamePrefix=f"/aws/batch/{STACK}")["logGroups"]
+    assert logs[0]["retentionInDays"] == 30
+
+
+# --- changing a variable changes just what it should --------------------------------------------------------------
+
+
+def test_max_vcpus_updates_the_compute_environment_in_place(
+    endpoint: str, deployment: Deployment, recorder: Recorder
+) -> None:
+    (before,) = compute_environments(endpoint, f"{STACK}-gpu")
+    recorder.start()
+    run = run_playbook(endpoint, "deploy.yml", {"gpu_max_vcpus": 64})
+    requests = recorder.stop()
+    assert run.returncode == 0, run.output
+    assert run.changed_tasks == ["GPU compute environment (scales to zero)"]
+    # moto ignores computeResources in UpdateComputeEnvironment: assert on what was sent.
+    (update,) = [r.json() for r in requests if batch_operation(r) == "updatecomputeenvironment"]
+    assert update["computeEnvironment"] == before["computeEnvironmentName"]
+    assert update["computeResources"] == {"maxvCpus": 64, "minvCpus": 0}
+    assert not [r for r in requests if batch_operation(r) == "createcomputeenvironment"]
+    (after,) = compute_environments(endpoint, f"{STACK}-gpu")
+    assert after["computeEnvironmentArn"] == before["computeEnvironmentArn"]
+
+
+def test_instance_types_replace_the_compute_environment_and_memory_revises_one_definition(
+    endpoint: str, deployment: Deployment
+) -> None:
+    # One run changes two variables (each playbook run costs most of a minute): instance types, which AWS Batch
+    # cannot always update in place (the compute environment is replaced), and the memory of one step.
+    types = ["g5.xlarge", "g5.2xlarge"]
+    variables = {"gpu_instance_types": types, "job_overrides": {"detect": {"memory": 15000}}}
+    (before,) = compute_environments(endpoint, f"{STACK}-gpu")
+    (cpu_before,) = compute_environments(endpoint, f"{STACK}-cpu")
+    run = run_playbook(endpoint, "deploy.yml", variables)
+    assert run.returncode == 0, run.output
+    assert sorted(run.changed_tasks) == [
+        "Delete replaced compute environments",
+        "GPU compute environment (scales to zero)",
+        "Job definitions, one per pipeline step",
+        "Job queues that cancel jobs stuck in RUNNABLE",
+    ]
+    (after,) = compute_environments(endpoint, f"{STACK}-gpu")
+    assert after["computeEnvironmentName"] != before["computeEnvironmentName"]
+    assert sorted(after["computeResources"]["instanceTypes"]) == sorted(types)
+    assert after["computeResources"]["minvCpus"] == 0
+    assert after["computeResources"]["ec2Configuration"] == [{"imageType": "ECS_AL2023_NVIDIA"}]
+    order = [e["computeEnvironment"] for e in queue(endpoint, f"{STACK}-gpu")["computeEnvironmentOrder"]]
+    assert order in ([after["computeEnvironmentArn"]], [after["computeEnvironmentName"]])
+    queues = run.result("Job queues that cancel jobs stuck in RUNNABLE")["results"]
+    assert [r["item"]["key"] for r in queues if r["changed"]] == ["gpu"]
+    assert compute_environments(endpoint, f"{STACK}-cpu") == [cpu_before]
+
+    definitions = run.result("Job definitions, one per pipeline step")["results"]
+    assert [r["step"]["name"] for r in definitions if r["changed"]] == ["detect"]
+    (detect,) = active_definitions(endpoint, f"{STACK}-detect")
+    assert detect["revision"] == 2, "the previous revision is deregistered"
+    memory = {r["type"]: r["value"] for r in detect["containerProperties"]["resourceRequirements"]}["MEMORY"]
+    assert memory == "15000"
+    assert [d["revision"] for d in active_definitions(endpoint, f"{STACK}-summarize")] == [1]
+
+    again = run_playbook(endpoint, "deploy.yml", variables)
+    assert again.returncode == 0, again.output
+    assert again.stats["changed"] == 0, again.changed_tasks

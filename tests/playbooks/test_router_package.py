@@ -1,0 +1,65 @@
+"""router/package.py builds a small, reproducible Lambda zip (no moto needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from playbook_harness import REPO
+
+from router.package import build
+
+
+def names(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
+
+
+def test_zip_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    first = build(tmp_path / "a.zip")
+    second = build(tmp_path / "b.zip")
+    assert first == second
+    assert first == hashlib.sha256((tmp_path / "a.zip").read_bytes()).hexdigest()
+
+
+def test_zip_has_the_router_the_job_contract_and_powertools_but_no_heavy_packages(tmp_path: Path) -> None:
+    build(tmp_path / "router.zip")
+    entries = names(tmp_path / "router.zip")
+    assert entries == sorted(entries)
+    tops = {name.split("/", 1)[0] for name in entries}
+    assert {"router", "batch_jobs", "aws_lambda_powertools"} <= tops
+    assert "batch_jobs/pipeline.json" in entries
+    assert tops.isdisjoint({"tensorflow", "detector", "boto3", "botocore", "numpy", "cv2", "cli", "tests"})
+    assert not [n for n in entries if "__pycache__" in n or n.endswith(".pyc")]
+    with zipfile.ZipFile(tmp_path / "router.zip") as archive:
+        infos = archive.infolist()
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert (tmp_path / "router.zip").stat().st_size < 10 * 1024 * 1024
+
+
+def test_command_line_writes_the_zip(tmp_path: Path) -> None:
+    out = tmp_path / "out" / "router.zip"
+    completed = subprocess.run(
+        [sys.executable, "-m", "router.package", str(out)], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert out.is_file()
+    assert "sha256=" in completed.stdout
+
+
+def test_command_line_fails_in_one_line_on_a_bad_output(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    completed = subprocess.run(
+        [sys.executable, "-m", "router.package", str(blocker / "router.zip")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("error: ")
+    assert len(completed.stderr.strip().splitlines()) == 1
