@@ -10,7 +10,7 @@ description:
     C(amazon.aws.lambda_event) lacks (bisect on error, maximum retry attempts, maximum record age, partial batch
     responses, an on-failure destination, filter criteria).
   - Every option is compared with what Lambda reports (filter patterns as parsed JSON), so an unchanged mapping
-    reports C(ok) and a changed option is updated rather than ignored. C(StartingPosition) cannot change: the
+    reports C(ok) and a changed option is updated rather than ignored. C(StartingPosition) cannot change, so the
     mapping is recreated when it differs.
 options:
   function_name:

@@ -63,3 +63,19 @@ def test_command_line_fails_in_one_line_on_a_bad_output(tmp_path: Path) -> None:
     assert completed.returncode == 1
     assert completed.stderr.startswith("error: ")
     assert len(completed.stderr.strip().splitlines()) == 1
+
+
+def test_playbook_modules_render_their_documentation() -> None:
+    modules = sorted(p.stem for p in (REPO / "playbooks" / "library").glob("derby_*.py"))
+    assert len(modules) >= 6
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-doc"), "-M", "library", *modules],
+        cwd=REPO / "playbooks",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    for name in modules:
+        assert name.upper() in completed.stdout or name in completed.stdout
+    assert "RETURN VALUES" in completed.stdout
