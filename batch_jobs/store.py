@@ -166,12 +166,13 @@ class Store:
         )
 
     def record_job(self, video_id: str, index: int, pos: int, attempt: int, job_id: str) -> dict[str, Any] | Conflict:
-        """Record the submitted job's id unless another id is already recorded for this attempt."""
+        """Record the submitted job's id if none is recorded for this attempt (a replay writes nothing: DynamoDB
+        emits no stream record for it). On `Conflict`, compare the recorded id with yours."""
         p = f"steps[{pos}]"
         return self._update(
             schema.chunk_key(video_id, index),
             f"SET {p}.job_id = :job",
-            f"{p}.attempt = :a AND ({p}.job_id = :job OR (attribute_not_exists({p}.job_id) AND {p}.#state = :sub))",
+            f"{p}.attempt = :a AND attribute_not_exists({p}.job_id) AND {p}.#state = :sub",
             {":job": job_id, ":a": attempt, ":sub": schema.SUBMITTED},
         )
 
@@ -264,12 +265,17 @@ class Store:
         )
 
     # -- video --------------------------------------------------------------------------------------------------
-    def finish_chunk(self, video_id: str, index: int, ok: bool) -> dict[str, Any] | Conflict:
-        """Add the chunk to `chunks_done` or `chunks_failed` (sets: replays change nothing)."""
+    def finish_chunk(self, video_id: str, index: int, ok: bool) -> dict[str, Any] | None:
+        """Add the chunk to `chunks_done` or `chunks_failed` (sets: replays change nothing, and write nothing).
+        Returns the video item as it is now, or None when there is no video item."""
         add, remove = ("chunks_done", "chunks_failed") if ok else ("chunks_failed", "chunks_done")
-        return self._update(
-            schema.video_key(video_id), f"ADD {add} :i DELETE {remove} :i", "attribute_exists(pk)", {":i": {index}}
+        updated = self._update(
+            schema.video_key(video_id),
+            f"ADD {add} :set DELETE {remove} :set",
+            f"attribute_exists(pk) AND NOT contains({add}, :i)",
+            {":set": {index}, ":i": index},
         )
+        return updated.item if isinstance(updated, Conflict) else updated
 
     def reopen_chunk(self, video_id: str, index: int) -> dict[str, Any] | Conflict:
         """A retried chunk is no longer finished; the video runs again."""

@@ -78,7 +78,7 @@ class Router:
     def finish_chunk(self, video_id: str, index: int, ok: bool) -> None:
         """Count the chunk as finished; the last one to finish settles the video's state."""
         updated = self.store.finish_chunk(video_id, index, ok)
-        if isinstance(updated, Conflict):
+        if updated is None:
             log.warning("chunk %s of video %s has no video item", index, video_id)
             return
         video = VideoItem.from_item(updated)
