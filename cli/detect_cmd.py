@@ -141,6 +141,7 @@ def bench(
     tiles: Tiles = "off",
     tile_overlap: TileOverlap = 0.2,
     frames: Annotated[int, typer.Option("--frames", help="Frames to measure on.")] = 120,
+    rounds: Annotated[int, typer.Option("--rounds", help="Measure each loop this many times; keep the best.")] = 2,
     detectors: Detectors = "human",
     model: Model = None,
     as_json: AsJson = False,
@@ -157,11 +158,14 @@ def bench(
         if video is None:
             video = Path(tmp) / "sample.mp4"
             write_sample(video, SampleSpec(seconds=frames / SampleSpec.fps))
-        result = run_bench(video, options, frames)
+        result = run_bench(video, options, frames, rounds)
     if as_json:
         print(json.dumps(result.to_json()))
         return
-    console.print(f"{result.frames} frames, batch size {result.batch_size}, tiles {result.tiles}", highlight=False)
+    console.print(
+        f"{result.frames} frames, batch size {result.batch_size}, tiles {result.tiles}, best of {rounds}",
+        highlight=False,
+    )
     console.print(f"pure inference  {result.pure_inference_fps:7.1f} fps", highlight=False)
     console.print(f"end to end      {result.end_to_end_fps:7.1f} fps", highlight=False)
     console.print(f"seed style      {result.seed_style_fps:7.1f} fps", highlight=False)

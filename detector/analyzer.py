@@ -143,7 +143,7 @@ class VideoAnalyzer:
             for i, p in enumerate(batch):
                 assert p.grid is not None  # set whenever the human model runs
                 tiles = len(p.grid.rects)
-                people[i] = merge_tiles(found[start : start + tiles], p.grid, p.source.width, p.source.height)
+                people[i] = merge_tiles(found[start : start + tiles], p.grid)
                 start += tiles
         results = []
         for p, persons in zip(batch, people, strict=True):

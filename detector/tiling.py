@@ -113,11 +113,12 @@ def cut_tiles(frame: Scalable, grid: TileGrid, input_size: tuple[int, int]) -> n
     return out
 
 
-def merge_tiles(per_tile: list[Detections], grid: TileGrid, width: int, height: int) -> Detections:
+def merge_tiles(per_tile: list[Detections], grid: TileGrid) -> Detections:
     """Map each tile's boxes to the frame, drop boxes cut by an inner tile edge when a fuller box covers them,
     then one class-aware suppression pass over the frame."""
     if len(grid.rects) == 1:
         return per_tile[0]
+    width, height = grid.rects[0][2:]
     mapped, partial = [], []
     for dets, (x0, y0, x1, y1) in zip(per_tile, grid.rects, strict=True):
         b = dets.boxes

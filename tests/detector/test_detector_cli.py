@@ -55,7 +55,7 @@ def test_detect_json_summary(small_clip: Clip, tmp_path: Path, run_cli: Callable
 
 
 def test_bench_json_reports_three_loops(small_clip: Clip, run_cli: Callable[..., CliResult]) -> None:
-    result = run_cli("bench", small_clip.video, "--frames", "8", "--batch-size", "4", "--json")
+    result = run_cli("bench", small_clip.video, "--frames", "8", "--batch-size", "4", "--rounds", "1", "--json")
     assert result.exit_code == 0, result
     report = json.loads(result.stdout)
     assert set(report) == {"pure_inference_fps", "end_to_end_fps", "seed_style_fps", "batch_size", "tiles", "frames"}

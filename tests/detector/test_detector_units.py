@@ -77,14 +77,14 @@ def test_merge_drops_cut_pieces_and_joins_a_person_split_by_a_tile_border() -> N
 
     whole_frame_miss = Detections.empty()
     merged = merge_tiles(
-        [whole_frame_miss, dets(in_tile(person, grid.rects[1])), dets(in_tile(person, grid.rects[2]))], grid, 1000, 500
+        [whole_frame_miss, dets(in_tile(person, grid.rects[1])), dets(in_tile(person, grid.rects[2]))], grid
     )
     assert len(merged) == 1
     assert merged.boxes[0] * [1000, 500, 1000, 500] == pytest.approx(person, abs=1)
 
     # a complete box from the whole frame wins over the pieces
     full = dets(person / [1000, 500, 1000, 500])
-    merged = merge_tiles([full, dets(in_tile(person, grid.rects[1])), Detections.empty()], grid, 1000, 500)
+    merged = merge_tiles([full, dets(in_tile(person, grid.rects[1])), Detections.empty()], grid)
     assert len(merged) == 1 and iou(merged.boxes, full.boxes)[0, 0] > 0.99
 
 
