@@ -90,6 +90,16 @@ def step_jobs(stack: LocalStack) -> dict[tuple[str, str, str], list[JobRecord]]:
     return runs
 
 
+def just_started(stack: LocalStack) -> JobRecord | None:
+    """A job that started less than 0.3 s ago: a job process needs more than that to import and start its work."""
+    assert stack.executor is not None
+    now = time.time() * 1000
+    return next(
+        (r for r in stack.executor.ledger.all() if r.status == "RUNNING" and r.pid and now - (r.started_at or 0) < 300),
+        None,
+    )
+
+
 def test_every_chunk_walks_to_done(make_stack: Callable[..., LocalStack], clip: Path, tmp_path: Path) -> None:
     stack = make_stack()
     video_id = submit(stack, clip, tmp_path / "work")
@@ -110,10 +120,7 @@ def test_a_killed_job_fails_with_a_reason_and_retry_completes_it(
     stack = make_stack(workers=1)
     assert stack.executor is not None
     video_id = submit(stack, clip, tmp_path / "work")
-    running = wait_for(
-        lambda: next((r for r in stack.executor.ledger.all() if r.status == "RUNNING" and r.pid), None),  # type: ignore[union-attr]
-        what="a running job",
-    )
+    running = wait_for(lambda: just_started(stack), what="a running job")
     assert isinstance(running, JobRecord) and running.pid is not None
     os.kill(running.pid, signal.SIGKILL)
     index, step = int(running.parameters["chunk"]), running.parameters["step"]
@@ -135,7 +142,8 @@ def test_stop_mid_video_and_start_again_loses_and_duplicates_nothing(
     first = make_stack(workers=1)
     assert first.executor is not None
     video_id = submit(first, clip, tmp_path / "work")
-    wait_for(lambda: any(r.status == "RUNNING" for r in first.executor.ledger.all()), what="a running job")  # type: ignore[union-attr]
+    wait_for(lambda: just_started(first) and any(r.status == "SUCCEEDED" for r in first.executor.ledger.all()),  # type: ignore[union-attr]
+             what="a finished job and one that just started")  # fmt: skip
     first.stop()
     interrupted = [r for r in first.executor.ledger.all() if r.status == "RUNNING"]
     assert interrupted, "the stop should catch a job mid-run"
@@ -151,7 +159,7 @@ def test_stop_mid_video_and_start_again_loses_and_duplicates_nothing(
     assert sorted(succeeded) == sorted((video_id, str(i), s) for i in range(3) for s in ("probe", "summarize"))
     assert all(len(records) == 1 for records in succeeded.values()), "a chunk-step ran to the end twice"
     lost = interrupted[0]
-    before = first.executor.ledger.all()[0]  # type: ignore[union-attr]
+    before = next(r for r in first.executor.ledger.all() if r.status == "SUCCEEDED")
     logs = second.session_client("logs").get_log_events(
         logGroupName="/aws/batch/local", logStreamName=before.log_stream
     )
