@@ -1,0 +1,101 @@
+"""Jobs that die, exit without writing, or FAILED in Batch end `failed` with a reason; `retry` then completes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pipeline_harness import World, batch_event
+
+from batch_jobs import control, schema
+from batch_jobs.batch import BatchClient
+from batch_jobs.store import Conflict
+from batch_jobs.submit import Submitted, submit_file
+
+
+def _submit(world: World, clip: Path, tmp_path: Path) -> Submitted:
+    return submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+
+
+def _first_job(world: World, video_id: str, chunk: int) -> dict:
+    world.deliver(world.read_stream())  # chunk items -> claims
+    world.deliver(world.read_stream())  # claims -> jobs
+    (job,) = [
+        j for j in world.jobs() if j["parameters"]["video_id"] == video_id and j["parameters"]["chunk"] == str(chunk)
+    ]
+    return job
+
+
+def _retry_completes(world: World, submitted: Submitted, chunk: int) -> None:
+    assert world.store.get_video(submitted.video_id).state == schema.FAILED
+    assert control.retry(world.store, submitted.video_id).chunks == (chunk,)
+    world.pump()
+    item = world.store.get_chunk(submitted.video_id, chunk)
+    assert [s.state for s in item.steps] == [schema.DONE] * 3
+    assert item.steps[1].attempt == 2 and item.steps[1].error is None
+    assert world.store.get_video(submitted.video_id).state == schema.DONE
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("killed-after-running", "FAILED: Host EC2 (instance i-0abc) terminated., exit code 137"),
+        ("exited-without-writing", "exited without recording done"),
+        ("failed-event", "FAILED: CannotPullContainerError: pull access denied"),
+    ],
+)
+def test_a_lost_job_ends_failed_with_reason_and_retry_completes(
+    world: World, clip: Path, tmp_path: Path, case: str, reason: str
+) -> None:
+    submitted = _submit(world, clip, tmp_path)
+    job = _first_job(world, submitted.video_id, 0)
+    world.ran.add(job["jobId"])  # the harness must not run it: this job meets its fate below
+    if case == "killed-after-running":
+        # The job's own first write, then SIGKILL: it never gets to write `done` or `failed`.
+        assert not isinstance(world.store.mark_running(submitted.video_id, 0, 1, 1, job["jobId"]), Conflict)
+        assert world.store.get_chunk(submitted.video_id, 0).steps[1].state == schema.RUNNING
+        world.send_event(batch_event(job, "FAILED", "Host EC2 (instance i-0abc) terminated.", 137))
+    elif case == "exited-without-writing":
+        world.send_event(batch_event(job, "SUCCEEDED", "", 0))  # what moto itself reports for it
+    else:
+        world.send_event(batch_event(job, "FAILED", "CannotPullContainerError: pull access denied"))
+    world.pump()
+    failed = world.store.get_chunk(submitted.video_id, 0).steps[1]
+    assert failed.state == schema.FAILED and failed.job_id == job["jobId"]
+    assert failed.error and reason in failed.error
+    other = world.store.get_chunk(submitted.video_id, 1)
+    assert [s.state for s in other.steps] == [schema.DONE] * 3  # the other chunk is unaffected
+    video = world.store.get_video(submitted.video_id)
+    assert video.error == "1 of 2 chunks failed"
+    _retry_completes(world, submitted, 0)
+
+
+def test_an_event_for_a_stale_attempt_changes_nothing(world: World, clip: Path, tmp_path: Path) -> None:
+    submitted = _submit(world, clip, tmp_path)
+    job = _first_job(world, submitted.video_id, 0)
+    world.pump()
+    world.send_event(batch_event(job, "FAILED", "late duplicate event"))  # EventBridge is at-least-once
+    assert world.store.get_chunk(submitted.video_id, 0).steps[1].state == schema.DONE
+
+
+def test_a_job_fenced_out_by_another_job_id_does_no_work(world: World, clip: Path, tmp_path: Path) -> None:
+    submitted = _submit(world, clip, tmp_path)
+    job = _first_job(world, submitted.video_id, 0)
+    impostor = {**job, "jobId": "not-the-recorded-job"}
+    assert world.run_job(impostor, send_event=False) == 0
+    step = world.store.get_chunk(submitted.video_id, 0).steps[1]
+    assert step.state == schema.SUBMITTED and step.job_id == job["jobId"]
+    world.pump()
+    assert world.store.get_video(submitted.video_id).state == schema.DONE
+
+
+def test_cancel_terminates_jobs_and_stops_the_walk(world: World, clip: Path, tmp_path: Path) -> None:
+    submitted = _submit(world, clip, tmp_path)
+    job = _first_job(world, submitted.video_id, 0)
+    changed = control.cancel(world.store, BatchClient(world.session.client("batch")), submitted.video_id)
+    assert set(changed.chunks) == {0, 1} and job["jobId"] in changed.jobs
+    world.pump()  # the jobs run anyway (moto cannot stop them): fenced by the cancelled flag
+    for chunk in world.store.chunks(submitted.video_id):
+        assert [s.state for s in chunk.steps] == [schema.DONE, schema.CANCELLED]
+    assert world.store.get_video(submitted.video_id).state == schema.CANCELLED
+    assert control.retry(world.store, submitted.video_id).chunks == ()
