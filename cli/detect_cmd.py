@@ -4,6 +4,7 @@ truth) and `bench` (measure the inference loop). Everything runs on this machine
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -154,6 +155,7 @@ def bench(
     options = AnalyzeOptions(
         _detectors(detectors), tiles=tiles, tile_overlap=tile_overlap, batch_size=batch_size, model=model
     )
+    load = os.getloadavg()[0]  # other processes slow every loop down: say how busy the machine was
     with tempfile.TemporaryDirectory() as tmp:
         if video is None:
             video = Path(tmp) / "sample.mp4"
@@ -163,7 +165,8 @@ def bench(
         print(json.dumps(result.to_json()))
         return
     console.print(
-        f"{result.frames} frames, batch size {result.batch_size}, tiles {result.tiles}, best of {rounds}",
+        f"{result.frames} frames, batch size {result.batch_size}, tiles {result.tiles}, best of {rounds} "
+        f"(load average before: {load:.1f})",
         highlight=False,
     )
     console.print(f"pure inference  {result.pure_inference_fps:7.1f} fps", highlight=False)
