@@ -1,0 +1,78 @@
+"""Results of all chunks as one document on the source's timeline, and the people-per-second plot.
+
+Each chunk's result carries its frames with chunk-relative `index` and `t` plus the chunk's place in the source
+(`start_frame`, `start_time`); merging shifts them back. A frame outside its chunk's range, or one a previous chunk
+already gave, is dropped, so each source frame appears at most once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from batch_jobs.actions import people_per_second
+from batch_jobs.errors import PipelineError
+from batch_jobs.pipeline import Pipeline, Step
+
+FRAME_ACTIONS = ("detect", "probe")  # actions whose results list frames
+
+
+def frames_step(pipeline: Pipeline) -> Step:
+    """The step whose results `results` merges: the last one that lists frames."""
+    for step in reversed(pipeline):
+        if step.action in FRAME_ACTIONS:
+            return step
+    raise PipelineError("the pipeline has no step that produces frames (detect or probe)")
+
+
+def merge_documents(documents: Sequence[dict[str, Any]], video: dict[str, Any]) -> dict[str, Any]:
+    """One document in the chunks' schema; `video` describes the source (name, duration, fps, frames)."""
+    if not documents:
+        raise PipelineError("no chunk results to merge")
+    ordered = sorted(documents, key=lambda d: int(d["chunk"]["start_frame"]))
+    seen: set[int] = set()
+    frames: list[dict[str, Any]] = []
+    for doc in ordered:
+        chunk = doc["chunk"]
+        start, end, offset = int(chunk["start_frame"]), int(chunk["end_frame"]), float(chunk["start_time"])
+        for frame in doc.get("frames", []):
+            index = start + int(frame["index"])
+            if index >= end or index in seen:
+                continue
+            seen.add(index)
+            merged = {k: v for k, v in frame.items() if k != "source"}
+            frames.append({**merged, "index": index, "t": round(offset + float(frame["t"]), 6)})
+    frames.sort(key=lambda f: f["index"])
+    first = ordered[0]
+    header = {k: v for k, v in first.items() if k not in {"frames", "stats", "chunk", "attempt", "step", "source"}}
+    return {
+        **header,
+        "source": {"kind": "video", "inputs": [video.get("name")], "video_id": video.get("video_id")},
+        "video": {**first.get("video", {}), **{k: video[k] for k in ("duration", "fps", "frames") if k in video}},
+        "chunks": [
+            {k: d["chunk"][k] for k in ("index", "start_frame", "end_frame", "start_time", "end_time")} for d in ordered
+        ],
+        "frames": frames,
+        "stats": {"frames_analyzed": len(frames), "chunks": len(ordered)},
+    }
+
+
+def plot_people(merged: dict[str, Any], path: Path) -> None:
+    """People per second (the most seen in any frame of that second) as a PNG; Agg needs no display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = people_per_second(merged["frames"])
+    seconds = sorted(counts)
+    fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
+    ax.bar(seconds, [counts[s] for s in seconds], width=1.0, align="edge", color="#3a7ca5")
+    ax.set_xlabel("time in video (s)")
+    ax.set_ylabel("people")
+    ax.set_title(f"people per second: {merged['source']['inputs'][0]}")
+    ax.set_xlim(0, max(seconds, default=0) + 1)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,259 @@
+"""AWS pipeline commands: `submit`, `status`, `results`, `logs`, `retry`, `cancel`.
+
+Each command opens its stack with `cli.stack.open_stack` and calls `batch_jobs`; this module only parses options and
+prints. Errors are `PipelineError`s, which `cli/app.py` prints as one line.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from batch_jobs import control, schema
+from batch_jobs.errors import PipelineError
+from batch_jobs.merge import frames_step, merge_documents, plot_people
+from batch_jobs.schema import ChunkItem, VideoItem
+from batch_jobs.submit import Submitted, submit_file
+from cli.stack import Stack, open_stack
+
+console = Console()
+err_console = Console(stderr=True)
+
+StackOption = Annotated[str | None, typer.Option("--stack", help="Stack name (default: DERBY_BATCH_STACK or derby).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+WATCH_SECONDS = 2.0
+
+
+def _options(every: int | None, fps: float | None) -> dict[str, Any]:
+    if every is not None and fps is not None:
+        raise PipelineError("use --every or --fps, not both")
+    if every is not None and every < 1:
+        raise PipelineError(f"--every must be at least 1, got {every}")
+    if fps is not None and fps <= 0:
+        raise PipelineError(f"--fps must be positive, got {fps}")
+    return {"every": every} if every else {"fps": fps} if fps else {}
+
+
+def _submit_one(stack: Stack, video: Path, chunk_seconds: float, options: dict[str, Any], quiet: bool) -> Submitted:
+    with tempfile.TemporaryDirectory(prefix="derby-split-") as tmp, Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        console=err_console, disable=quiet, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(f"upload {video.name}", total=video.stat().st_size if video.is_file() else None)
+        return submit_file(stack.s3, stack.store, stack.config, video, Path(tmp), chunk_seconds, options,
+                           on_bytes=lambda n: progress.advance(task, n))  # fmt: skip
+
+
+def submit(
+    videos: Annotated[list[str], typer.Argument(help="Video files (s3:// inputs are not supported yet).")],
+    chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Chunk length; cuts at keyframes.")] = 30.0,
+    every: Annotated[int | None, typer.Option("--every", help="Analyze every Nth frame.")] = None,
+    fps: Annotated[float | None, typer.Option("--fps", help="Analyze about F frames per second.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until every video is finished.")] = False,
+    as_json: AsJson = False,
+    stack_name: StackOption = None,
+) -> None:
+    """Split videos into chunks by stream copy, upload them and start the pipeline; prints each video id."""
+    options = _options(every, fps)
+    remote = [v for v in videos if v.startswith("s3://")]
+    if remote:
+        raise PipelineError(
+            f"submitting an S3 object ({remote[0]}) is not supported yet: download it and submit the file"
+        )
+    stack = open_stack(stack_name)
+    done = [_submit_one(stack, Path(v), chunk_seconds, options, as_json) for v in videos]
+    if not as_json:
+        for s in done:
+            console.print(f"{s.video_id}  {s.name}: {s.chunks} chunks, {s.frames} frames, {s.duration:.1f} s")
+    if wait:
+        _wait(stack, [s.video_id for s in done], quiet=as_json)
+    if as_json:
+        rows = [{**s.to_json(), "state": stack.store.get_video(s.video_id).state} for s in done]
+        print(json.dumps(rows[0] if len(rows) == 1 else rows))
+
+
+def _wait(stack: Stack, video_ids: list[str], quiet: bool) -> None:
+    with Live(console=err_console, transient=True, auto_refresh=False) as live:
+        while True:
+            videos = [stack.store.get_video(v) for v in video_ids]
+            if not quiet:
+                live.update(_videos_table(videos), refresh=True)
+            if all(v.state in schema.FINAL for v in videos):
+                break
+            time.sleep(WATCH_SECONDS)
+    if not quiet:
+        console.print(_videos_table(videos))
+
+
+def _videos_table(videos: list[VideoItem]) -> Table:
+    table = Table("video", "name", "state", "chunks", "done", "failed", "created")
+    for v in sorted(videos, key=lambda v: v.created_at):
+        table.add_row(v.video_id, v.name, v.state, str(v.chunk_count), str(len(v.chunks_done)),
+                      str(len(v.chunks_failed)), v.created_at)  # fmt: skip
+    return table
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return ""
+    from datetime import datetime
+
+    return f"{(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds():.1f}s"
+
+
+def _chunks_table(stack: Stack, video: VideoItem) -> Table:
+    table = Table(
+        title=f"{video.video_id} ({video.name}): {video.state}" + (f" - {video.error}" if video.error else "")
+    )
+    table.add_column("chunk")
+    table.add_column("frames")
+    for step in stack.config.pipeline:
+        table.add_column(step.name)
+    table.add_column("error")
+    for raw in stack.store.chunk_items(video.video_id):
+        try:
+            chunk = ChunkItem.from_item(raw)
+        except schema.MalformedItem as exc:
+            table.add_row(str(raw.get("sk")), "", *[""] * len(stack.config.pipeline), str(raw.get("error") or exc))
+            continue
+        cells = []
+        for record in chunk.steps:
+            job = f" {record.job_id[:8]}" if record.job_id else ""
+            attempt = f" a{record.attempt}" if record.attempt > 1 else ""
+            cells.append(f"{record.state}{attempt}{job} {_duration(record.started_at, record.finished_at)}".strip())
+        cells += [""] * (len(stack.config.pipeline) - len(cells))
+        error = chunk.error or next((s.error for s in reversed(chunk.steps) if s.error), "")
+        state = " (cancelled)" if chunk.cancelled else ""
+        table.add_row(f"{chunk.index}{state}", f"{chunk.start_frame}-{chunk.end_frame}", *cells, error or "")
+    return table
+
+
+def _status_json(stack: Stack, video_id: str | None) -> Any:
+    if video_id is None:
+        return [schema.plain(v.to_item()) for v in stack.store.videos()]
+    video = stack.store.get_video(video_id)
+    return {"video": schema.plain(video.to_item()), "chunks": schema.plain(stack.store.chunk_items(video_id))}
+
+
+def status(
+    video_id: Annotated[str | None, typer.Argument(help="A video id: its chunks x steps.")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh until interrupted.")] = False,
+    as_json: AsJson = False,
+    stack_name: StackOption = None,
+) -> None:
+    """The videos of the stack, or one video's chunks and steps (state, job, attempt, duration, error)."""
+    stack = open_stack(stack_name)
+    if as_json:
+        print(json.dumps(_status_json(stack, video_id), indent=2, default=str))
+        return
+
+    def render() -> Table:
+        if video_id is None:
+            return _videos_table(list(stack.store.videos()))
+        return _chunks_table(stack, stack.store.get_video(video_id))
+
+    if not watch:
+        console.print(render())
+        return
+    with Live(render(), console=console, auto_refresh=False) as live:
+        while True:
+            time.sleep(WATCH_SECONDS)
+            live.update(render(), refresh=True)
+
+
+def results(
+    video_id: Annotated[str, typer.Argument(help="The video id printed by submit.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The merged detections JSON to write.")],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also write a people-per-second PNG.")] = None,
+    stack_name: StackOption = None,
+) -> None:
+    """Merge every chunk's result into one timeline with frame indices and times of the source video."""
+    stack = open_stack(stack_name)
+    video = stack.store.get_video(video_id)
+    step = frames_step(stack.config.pipeline)
+    pos = [s.name for s in stack.config.pipeline].index(step.name)
+    documents, missing = [], []
+    for chunk in stack.store.chunks(video_id):
+        record = chunk.steps[pos] if len(chunk.steps) > pos else None
+        if record is None or record.state != schema.DONE or record.result is None:
+            missing.append(chunk.index)
+            continue
+        body = stack.s3.get_object(Bucket=record.result.bucket, Key=record.result.key)["Body"].read()
+        documents.append(json.loads(body))
+    meta = {"video_id": video.video_id, "name": video.name, "duration": video.duration, "fps": video.fps}
+    merged = merge_documents(documents, meta)
+    if missing:
+        merged["missing_chunks"] = missing
+        err_console.print(f"warning: {len(missing)} chunk(s) have no {step.name} result yet: {missing}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(json.dumps(merged))
+    tmp.replace(output)
+    console.print(f"{output}: {len(merged['frames'])} frames from {len(documents)} chunks")
+    if plot:
+        plot_people(merged, plot)
+        console.print(f"{plot}: people per second")
+
+
+def logs(
+    video_id: Annotated[str, typer.Argument(help="The video id.")],
+    chunk: Annotated[int, typer.Option("--chunk", help="Chunk index.")] = 0,
+    stack_name: StackOption = None,
+) -> None:
+    """Print the CloudWatch log of the latest job of a chunk."""
+    stack = open_stack(stack_name)
+    item = stack.store.get_chunk(video_id, chunk)
+    record = next((s for s in reversed(item.steps) if s.job_id), None)
+    if record is None or record.job_id is None:
+        raise PipelineError(f"chunk {chunk} of {video_id} has no job yet")
+    info = next(iter(stack.batch.describe([record.job_id])), None)
+    if info is None or not info.log_stream:
+        raise PipelineError(f"job {record.job_id} ({record.step}) has no log stream (it may not have started)")
+    console.print(f"[dim]{record.step} attempt {record.attempt}, job {record.job_id}, {info.status}[/]")
+    params: dict[str, Any] = {"logGroupName": stack.config.log_group, "logStreamName": info.log_stream,
+                              "startFromHead": True}  # fmt: skip
+    try:
+        while True:
+            response = stack.logs.get_log_events(**params)
+            for event in response["events"]:
+                console.print(event["message"], highlight=False, markup=False)
+            if not response["events"] or response.get("nextForwardToken") == params.get("nextToken"):
+                break
+            params["nextToken"] = response["nextForwardToken"]
+    except stack.logs.exceptions.ResourceNotFoundException:
+        raise PipelineError(f"no log stream {info.log_stream} in {stack.config.log_group}") from None
+
+
+def retry(
+    video_id: Annotated[str, typer.Argument(help="The video id.")],
+    chunk: Annotated[int | None, typer.Option("--chunk", help="Only this chunk.")] = None,
+    stack_name: StackOption = None,
+) -> None:
+    """Run failed steps again (a new attempt); steps that did not fail are left alone."""
+    changed = control.retry(open_stack(stack_name).store, video_id, chunk)
+    console.print(f"retrying {len(changed.chunks)} chunk(s): {list(changed.chunks)}" if changed.chunks else
+                  "nothing to retry: no failed step")  # fmt: skip
+
+
+def cancel(
+    video_id: Annotated[str, typer.Argument(help="The video id.")],
+    stack_name: StackOption = None,
+) -> None:
+    """Terminate the video's jobs and mark its unfinished steps cancelled."""
+    stack = open_stack(stack_name)
+    changed = control.cancel(stack.store, stack.batch, video_id)
+    console.print(f"cancelled {len(changed.chunks)} chunk(s), terminated {len(changed.jobs)} job(s)")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (submit, status, results, logs, retry, cancel):
+        app.command()(command)

@@ -1,0 +1,45 @@
+"""Which stack a pipeline command talks to, and its clients: one function, `open_stack`, used by every command.
+
+The choice between a deployed stack and the embedded local stack is `cli.local.session.local_or_deployed`'s
+(`--stack`/`DERBY_BATCH_STACK` decide when given; otherwise a deployed config that answers wins, else local).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from batch_jobs.batch import BatchClient
+from batch_jobs.config import StackConfig, load_config
+from batch_jobs.store import Store
+
+
+@dataclass(frozen=True)
+class Stack:
+    config: StackConfig
+    store: Store
+    batch: BatchClient
+    s3: Any
+    logs: Any
+
+
+def connect(session: Any, stack: str) -> Stack:
+    """A stack's clients, in the region its config names."""
+    config = load_config(session.client("ssm"), stack)
+
+    def client(name: str) -> Any:
+        return session.client(name, region_name=config.region)
+
+    return Stack(config, Store(client("dynamodb"), config.table), BatchClient(client("batch")), client("s3"),
+                 client("logs"))  # fmt: skip
+
+
+def open_stack(explicit: str | None = None) -> Stack:
+    """The stack for this command: `--stack`, else `DERBY_BATCH_STACK`, else deployed `derby` or the local stack."""
+    from cli.local.session import local_or_deployed
+
+    name = local_or_deployed(explicit)
+    return connect(boto3.Session(region_name=os.environ.get("AWS_REGION")), name)

@@ -1,0 +1,76 @@
+"""The pipeline commands end to end against the moto stack: submit, status, results (+ plot), retry, cancel, logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from pipeline_clips import decoded_times
+from pipeline_harness import World
+from typer.testing import CliRunner
+
+from batch_jobs import schema
+from batch_jobs.errors import PipelineError
+from cli import pipeline_cmd
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    pipeline_cmd.register(app)
+    return app
+
+
+def _run(cli: typer.Typer, *args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_submit_status_results(cli: typer.Typer, world: World, clip: Path, tmp_path: Path) -> None:
+    stack = world.config.stack
+    submitted = json.loads(
+        _run(cli, "submit", str(clip), "--chunk-seconds", "3", "--every", "2", "--json", "--stack", stack)
+    )
+    assert submitted["chunks"] == 4 and submitted["frames"] == 250
+    video_id = submitted["video_id"]
+    world.pump()
+    status = json.loads(_run(cli, "status", video_id, "--json", "--stack", stack))
+    assert status["video"]["state"] == schema.DONE and status["video"]["options"] == {"every": 2}
+    assert [c["steps"][-1]["state"] for c in status["chunks"]] == [schema.DONE] * 4
+    assert video_id in _run(cli, "status", "--stack", stack)
+    table = _run(cli, "status", video_id, "--stack", stack)
+    assert "probe" in table and "summarize" in table and "done" in table
+
+    merged_path, plot = tmp_path / "merged.json", tmp_path / "people.png"
+    _run(cli, "results", video_id, "-o", str(merged_path), "--plot", str(plot), "--stack", stack)
+    merged = json.loads(merged_path.read_text())
+    assert [f["index"] for f in merged["frames"]] == list(range(250))
+    assert [f["t"] for f in merged["frames"]] == pytest.approx(decoded_times(clip), abs=1e-6)
+    assert len(merged["chunks"]) == 4 and "missing_chunks" not in merged
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert "nothing to retry" in _run(cli, "retry", video_id, "--stack", stack)
+
+
+def test_cancel_and_errors(cli: typer.Typer, world: World, clip: Path, tmp_path: Path) -> None:
+    stack = world.config.stack
+    video_id = json.loads(_run(cli, "submit", str(clip), "--chunk-seconds", "5", "--json", "--stack", stack))[
+        "video_id"
+    ]
+    assert "cancelled 0 chunk(s)" in _run(cli, "cancel", video_id, "--stack", stack)  # nothing claimed yet
+    world.pump()
+    assert world.jobs() == []  # a cancelled chunk is never claimed
+    assert world.store.get_video(video_id).state == schema.CANCELLED
+    runner = CliRunner()
+    for args, message in [
+        (["status", "nope", "--stack", stack], "no video 'nope'"),
+        (["status", "--stack", "nostack"], "stack 'nostack' is not deployed"),
+        (["submit", str(clip), "--every", "2", "--fps", "1", "--stack", stack], "use --every or --fps"),
+        (["submit", "s3://bucket/game.mp4", "--stack", stack], "not supported yet"),
+        (["logs", video_id, "--stack", stack], "has no job yet"),
+    ]:
+        result = runner.invoke(cli, args)
+        assert isinstance(result.exception, PipelineError) and message in str(result.exception), result.output
