@@ -101,6 +101,10 @@ def _people(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
     for i in range(spec.people):
         col, row = i % cols, i // cols
         h = int(min(rng.uniform(*spec.person_height) * spec.height, cell_h * 0.8, cell_w * 0.8 / aspect))  # keep gaps
+        if h < 16:
+            raise DetectorError(
+                f"{spec.people} people do not fit in {spec.width}x{spec.height}: use fewer or a larger size"
+            )
         w = round(h * aspect)
         image = cv2.resize(sprite, (w, h), interpolation=cv2.INTER_AREA)
         flipped = bool(rng.random() < 0.5)
