@@ -1,5 +1,7 @@
-"""A test world around one bootstrapped stack: reads the table's stream back from the moto server, delivers it to
-the real router handler like Lambda's event source mapping, and runs the jobs moto records (moto runs nothing)."""
+"""Drive a stack in one process, as AWS would: read the table's stream back (DynamoDB Streams API), deliver it to
+the real router handler like Lambda's event source mapping, run the jobs Batch recorded (moto runs nothing) and
+send their EventBridge state-change events. For the pipeline tests and `python -m batch_jobs.bench`; the embedded
+local stack (`cli/local`) does the same with threads and subprocesses."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 class RouterCrash(BaseException):
-    """Kills the 'Lambda' mid-invocation: not an Exception, so Powertools cannot catch it per record."""
+    """Raise it (e.g. from a botocore hook) to kill an invocation: not an Exception, so Powertools cannot catch it per
+    record; the driver then delivers the whole batch again, as Lambda retries a crashed invocation."""
 
 
 def lambda_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
@@ -121,7 +124,8 @@ class World:
         while pending:
             batch = pending[:batch_size]
             tries += 1
-            assert tries <= max_tries * (len(records) + 1), "router keeps failing"
+            if tries > max_tries * (len(records) + 1):
+                raise RuntimeError("router keeps failing")
             try:
                 response = handler.lambda_handler(lambda_event(batch, self.stream_arn), None)
             except RouterCrash:
@@ -137,7 +141,7 @@ class World:
     def jobs(self) -> list[dict[str, Any]]:
         """Every job moto holds for this stack, described."""
         batch = self.session.client("batch")
-        ids = []
+        ids: list[str] = []
         for queue in self.config.job_queues.values():
             response = batch.list_jobs(
                 jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{self.config.stack}-*"]}]
@@ -165,7 +169,7 @@ class World:
                 return
             except RouterCrash:
                 continue
-        raise AssertionError("router keeps failing on a Batch event")
+        raise RuntimeError("router keeps failing on a Batch event")
 
     def pump(self, rounds: int = 40, run_jobs: bool = True) -> None:
         """Stream -> router -> jobs -> events, until nothing moves."""
@@ -177,4 +181,4 @@ class World:
                 self.run_job(job)
             if not records and not fresh:
                 return
-        raise AssertionError("pipeline did not settle")
+        raise RuntimeError("pipeline did not settle")

@@ -14,13 +14,13 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 from pipeline_clips import make_clip
-from pipeline_harness import World
 
 from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import default_config
 from batch_jobs.pipeline import parse_pipeline
 from router import handler
 from router.core import Router
+from router.drive import World
 
 REGION = "us-east-1"
 TEST_PIPELINE = parse_pipeline(

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from pipeline_harness import World
 
 from batch_jobs import schema
 from batch_jobs.errors import PipelineError
 from batch_jobs.store import serialize
 from batch_jobs.submit import Submitted, submit_file
+from router.drive import World
 
 
 def _submit(world: World, clip: Path, tmp_path: Path) -> Submitted:

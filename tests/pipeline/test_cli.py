@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import typer
 from pipeline_clips import decoded_times
-from pipeline_harness import World
 from typer.testing import CliRunner
 
 from batch_jobs import schema
 from batch_jobs.errors import PipelineError
 from cli import pipeline_cmd
+from router.drive import World
 
 
 @pytest.fixture

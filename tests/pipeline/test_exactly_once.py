@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_clips import make_clip
-from pipeline_harness import RouterCrash, World
 
 from batch_jobs import schema
 from batch_jobs.submit import Submitted, submit_file
 from router import handler
+from router.drive import RouterCrash, World
 
 
 def _jobs_per_chunk_step(world: World, video_id: str) -> Counter[tuple[int, str, int]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline_harness import World, batch_event
 
 from batch_jobs import control, schema
 from batch_jobs.batch import BatchClient
 from batch_jobs.store import Conflict
 from batch_jobs.submit import Submitted, submit_file
+from router.drive import World, batch_event
 
 
 def _submit(world: World, clip: Path, tmp_path: Path) -> Submitted:

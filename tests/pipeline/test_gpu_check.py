@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from pipeline_harness import World
 
 from batch_jobs import schema
 from batch_jobs.config import parameter_name
@@ -16,6 +15,7 @@ from batch_jobs.pipeline import Step
 from batch_jobs.submit import submit_file
 from router import handler
 from router.core import Router
+from router.drive import World
 
 
 def test_gpu_step_without_gpu_fails_at_once(world: World, clip: Path, tmp_path: Path) -> None:

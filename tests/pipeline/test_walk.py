@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline_harness import World
-
 from batch_jobs import schema
 from batch_jobs.submit import submit_file
+from router.drive import World
 
 
 def test_every_chunk_walks_to_the_end(world: World, clip: Path, tmp_path: Path) -> None:
