@@ -1,0 +1,181 @@
+"""`python -m batch_jobs.bench`: what a chunk-step costs in AWS calls, and how fast the split is.
+
+1. AWS calls per chunk-step (goal <= 5 for the router): a video walks the probe pipeline on a moto server over
+   HTTP; botocore hooks count every call the router makes and every call the jobs make.
+2. Split speed against `ffmpeg -c copy -f segment` (imageio-ffmpeg's binary) on the same file, best of N runs
+   each (goal: >= 0.8x ffmpeg's speed), with frames counted in both outputs.
+
+It drives the real router in-process (`router.drive`), so unlike the rest of `batch_jobs` it imports `router`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import av
+import boto3
+
+from batch_jobs.bootstrap import bootstrap_stack
+from batch_jobs.config import default_config
+from batch_jobs.pipeline import parse_pipeline
+from batch_jobs.sample_clip import make_clip
+from batch_jobs.split import split_video
+from batch_jobs.submit import submit_file
+
+PROBE_PIPELINE = [
+    {"name": "timesplit", "action": "split"},
+    {"name": "probe", "action": "probe"},
+    {"name": "summarize", "action": "summarize"},
+]
+
+
+def _count(clients: list[Any], counter: Counter[str]) -> None:
+    def hook(model: Any, **_: Any) -> None:
+        counter[model.name] += 1
+
+    for client in clients:
+        client.meta.events.register("after-call.*", hook)
+
+
+def calls_per_chunk_step(clip: Path, chunk_seconds: float) -> dict[str, Any]:
+    from moto.server import ThreadedMotoServer
+
+    from router import handler
+    from router.core import Router
+    from router.drive import CachedSession, World
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    saved = dict(os.environ)
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        body = json.dumps({"batch": {"use_docker": False}, "lambda": {"use_docker": False}}).encode()
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/config", data=body, method="POST")).read()
+        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench-access-key",
+                          AWS_SECRET_ACCESS_KEY="bench-secret-key", AWS_REGION="us-east-1")  # fmt: skip
+        session = boto3.Session(region_name="us-east-1")
+        config = default_config("bench", "us-east-1", pipeline=parse_pipeline(PROBE_PIPELINE))
+        world = World(session, config, bootstrap_stack(session, config))
+        router = Router.from_session(CachedSession(session), config.stack)
+        handler.set_router(router)
+        router_calls: Counter[str] = Counter()
+        job_calls: Counter[str] = Counter()
+        _count([router.store.client, router.batch.client], router_calls)
+        with tempfile.TemporaryDirectory() as tmp:
+            submitted = submit_file(world.session.client("s3"), world.store, config, clip, Path(tmp), chunk_seconds)
+        _count([world.jobs_session.client(n) for n in ("ssm", "s3", "dynamodb")], job_calls)
+        world.pump()
+        handler.set_router(None)
+        chunk_steps = submitted.chunks * (len(config.pipeline) - 1)
+        return {
+            "chunks": submitted.chunks,
+            "chunk_steps": chunk_steps,
+            "router_calls_per_chunk_step": round(sum(router_calls.values()) / chunk_steps, 2),
+            "job_calls_per_chunk_step": round(sum(job_calls.values()) / chunk_steps, 2),
+            "router_calls": dict(router_calls),
+            "job_calls": dict(job_calls),
+        }
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        server.stop()
+
+
+def _frames(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        with av.open(str(path)) as container:
+            total += sum(1 for p in container.demux(video=0) if p.size)
+    return total
+
+
+def split_speed(clip: Path, chunk_seconds: float, rounds: int) -> dict[str, Any]:
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(rounds):
+            out = Path(tmp) / f"ours{i}"
+            started = time.perf_counter()
+            info, chunks = split_video(clip, out, chunk_seconds)
+            ours.append(time.perf_counter() - started)
+            our_files = [c.path for c in chunks]
+            seg = Path(tmp) / f"ffmpeg{i}"
+            seg.mkdir()
+            command = [
+                ffmpeg,
+                "-v",
+                "error",
+                "-i",
+                str(clip),
+                "-map",
+                "0:v:0",
+                "-c",
+                "copy",
+                "-f",
+                "segment",
+                "-segment_time",
+                str(chunk_seconds),
+                "-reset_timestamps",
+                "1",
+                str(seg / "%05d.mp4"),
+            ]
+            started = time.perf_counter()
+            subprocess.run(command, check=True)  # noqa: S603
+            theirs.append(time.perf_counter() - started)
+        ffmpeg_files = sorted(seg.glob("*.mp4"))
+        result = {
+            "source_frames": info.frames,
+            "our_chunks": len(our_files),
+            "our_frames": _frames(our_files),
+            "ffmpeg_chunks": len(ffmpeg_files),
+            "ffmpeg_frames": _frames(ffmpeg_files),
+            "ours_s": round(min(ours), 4),
+            "ffmpeg_s": round(min(theirs), 4),
+        }
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["speed_vs_ffmpeg"] = round(result["ffmpeg_s"] / result["ours_s"], 2)
+    result["frames_conserved"] = result["our_frames"] == result["source_frames"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m batch_jobs.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0, help="length of the split benchmark clip")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    ns = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        small, big = Path(tmp) / "walk.mp4", Path(tmp) / "split.mp4"
+        make_clip(small, seconds=12)
+        make_clip(big, seconds=ns.seconds, fps=30, gop=60, size=(640, 360))
+        report = {"calls": calls_per_chunk_step(small, 3.0), "split": split_speed(big, 10.0, ns.rounds)}
+    if ns.json:
+        print(json.dumps(report, indent=2))
+        return
+    calls, split = report["calls"], report["split"]
+    print(f"AWS calls per chunk-step ({calls['chunks']} chunks x 2 steps, moto over HTTP):")
+    print(f"  router {calls['router_calls_per_chunk_step']} (goal <= 5)   {calls['router_calls']}")
+    print(f"  job    {calls['job_calls_per_chunk_step']}   {calls['job_calls']}")
+    print(f"split of a {ns.seconds:.0f} s 640x360 clip into 10 s chunks (best of {ns.rounds}):")
+    print(f"  ours {split['ours_s']} s, ffmpeg -c copy -f segment {split['ffmpeg_s']} s"
+          f" -> {split['speed_vs_ffmpeg']}x ffmpeg's speed (goal >= 0.8)")  # fmt: skip
+    print(f"  frames: source {split['source_frames']}, ours {split['our_frames']} in {split['our_chunks']} chunks,"
+          f" ffmpeg {split['ffmpeg_frames']} in {split['ffmpeg_chunks']} chunks;"
+          f" conserved: {split['frames_conserved']}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
