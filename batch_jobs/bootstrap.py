@@ -64,7 +64,7 @@ def _create_batch(batch: Any, iam: Any, config: StackConfig) -> None:
                 priority=1,
                 computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce_name}],
             )
-    for step in config.pipeline[1:]:
+    for step in config.pipeline:
         name = config.job_definition_for(step)
         if batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]:
             continue

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from batch_jobs import schema
 from batch_jobs.batch import BatchClient
-from batch_jobs.schema import ChunkItem
+from batch_jobs.schema import ChunkItem, VideoItem
 from batch_jobs.store import Conflict, Store
 
 
@@ -25,6 +25,18 @@ def _selected(store: Store, video_id: str, chunk: int | None) -> list[ChunkItem]
     if chunk is not None:
         return [store.get_chunk(video_id, chunk)]
     return store.chunks(video_id)
+
+
+def settle(store: Store, video: VideoItem) -> None:
+    """Once every chunk of a running video has finished, the video is `done`, or `failed` with counts."""
+    finished = len(video.chunks_done | video.chunks_failed)
+    if video.state != schema.RUNNING or finished < video.chunk_count:
+        return
+    failed = len(video.chunks_failed)
+    if failed:
+        store.set_video_state(video.video_id, schema.FAILED, f"{failed} of {video.chunk_count} chunks failed")
+    else:
+        store.set_video_state(video.video_id, schema.DONE)
 
 
 def retry(store: Store, video_id: str, chunk: int | None = None) -> Changed:

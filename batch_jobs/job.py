@@ -19,10 +19,12 @@ from typing import Any
 from batch_jobs import layout
 from batch_jobs.actions import StepContext, action_for
 from batch_jobs.config import StackConfig, load_config, stack_name
+from batch_jobs.control import settle
 from batch_jobs.errors import PipelineError
 from batch_jobs.pipeline import step_index
-from batch_jobs.schema import ChunkItem, ResultRef
+from batch_jobs.schema import ChunkItem, ResultRef, VideoItem
 from batch_jobs.store import Conflict, Store
+from batch_jobs.submit import split_s3_source
 
 JOB_ID_ENV = "AWS_BATCH_JOB_ID"
 ALLOW_CPU_ENV = "DERBY_BATCH_ALLOW_CPU"  # the local stack and tests run GPU steps on the CPU on purpose
@@ -95,6 +97,8 @@ class Job:
         pos = step_index(config.pipeline, self.args.step)
         store = Store(self.dynamodb, config.table)
         a = self.args
+        if pos == 0:
+            return self._split(config, store)
         started = store.mark_running(a.video_id, a.chunk, pos, a.attempt, self.env.job_id)
         if isinstance(started, Conflict) and started.item is None:
             raise PipelineError(f"no chunk {a.chunk} of video {a.video_id!r}")
@@ -112,6 +116,31 @@ class Job:
             print("the step changed while running (cancelled?); result left unrecorded", file=sys.stderr)
             return EXIT_FAILED
         print(f"done: {a.step} of chunk {a.chunk} -> s3://{result.bucket}/{result.key}")
+        return 0
+
+    def _split(self, config: StackConfig, store: Store) -> int:
+        """The first step of an S3 submit: split the whole video (fenced on the video item, not a chunk)."""
+        video_id, job_id = self.args.video_id, self.env.job_id
+        started = store.start_split(video_id, job_id)
+        if isinstance(started, Conflict):
+            if started.item is None:
+                raise PipelineError(f"no video {video_id!r}")
+            print(f"fenced: video {video_id} is not waiting for this split job; exiting without work")
+            return 0
+        try:
+            with tempfile.TemporaryDirectory(prefix="derby-split-") as tmp:
+                fields = split_s3_source(self.s3, store, config, VideoItem.from_item(started), Path(tmp))
+        except Exception as exc:
+            reason = one_line(exc)
+            store.fail_split(video_id, job_id, reason)
+            print(f"failed: {reason}", file=sys.stderr)
+            return EXIT_FAILED
+        finished = store.finish_split(video_id, job_id, fields)
+        if isinstance(finished, Conflict):
+            print("the video changed while splitting (cancelled?)", file=sys.stderr)
+            return EXIT_FAILED
+        settle(store, VideoItem.from_item(finished))  # chunks that finished before the video was running
+        print(f"done: split {video_id} into {fields['chunk_count']} chunks")
         return 0
 
     def _work(self, config: StackConfig, chunk: ChunkItem, pos: int) -> tuple[ResultRef, dict[str, Any]]:

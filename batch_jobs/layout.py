@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from batch_jobs.errors import PipelineError
+
 
 def video_prefix(video_id: str) -> str:
     return f"videos/{video_id}/"
@@ -20,3 +22,11 @@ def chunk_key(video_id: str, index: int, ext: str) -> str:
 def result_key(video_id: str, step: str, index: int) -> str:
     """Deterministic: a retried or duplicate job overwrites the same object instead of leaving a second one."""
     return f"videos/{video_id}/results/{step}/{index:05d}.json"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` -> (bucket, key), or a one-line error."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key or key.endswith("/"):
+        raise PipelineError(f"not an S3 object URI (s3://bucket/key): {uri!r}")
+    return bucket, key

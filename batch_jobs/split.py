@@ -64,7 +64,8 @@ def open_video(path: Path) -> Any:
     try:
         container = av.open(str(path))
     except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"not a readable video: {path.name}: {exc}") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise PipelineError(f"not a readable video: {path.name}: {reason}") from None
     if not container.streams.video:
         container.close()
         raise PipelineError(f"no video stream in {path.name}")
@@ -120,7 +121,7 @@ def split_video(source: Path, out_dir: Path, chunk_seconds: float) -> tuple[Sour
                 current.frames += 1
                 frames += 1
         except av.FFmpegError as exc:
-            raise PipelineError(f"corrupt video {source.name}: {exc}") from None
+            raise PipelineError(f"corrupt video {source.name}: {getattr(exc, 'strerror', None) or exc}") from None
         if current is None or origin is None:
             raise PipelineError(f"no video frames in {source.name}")
         chunks.append(_close(current, origin, time_base))

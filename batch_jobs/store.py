@@ -19,7 +19,7 @@ from batch_jobs import schema
 from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, ResultRef, VideoItem
 
-_RESERVED = ("state", "error", "result", "metrics")  # DynamoDB reserved words used as attribute names
+_RESERVED = ("state", "error", "result", "metrics", "duration")  # DynamoDB reserved words used as attribute names
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -153,6 +153,14 @@ class Store:
     def put_chunk(self, chunk: ChunkItem) -> None:
         self._put_new(chunk.to_item())
 
+    def put_chunk_once(self, chunk: ChunkItem) -> bool:
+        """Write a chunk item unless it exists (a re-run split job writes the same chunks): True if written."""
+        try:
+            self._put_new(chunk.to_item())
+        except PipelineError:
+            return False
+        return True
+
     # -- step transitions ---------------------------------------------------------------------------------------
     def claim_next(self, chunk: ChunkItem, step: str) -> dict[str, Any] | Conflict:
         """Append `{step, submitted, attempt 1}` if the last step is still the `done` one we saw: the claim."""
@@ -284,6 +292,40 @@ class Store:
             "SET #state = :running DELETE chunks_failed :i REMOVE #error",
             "attribute_exists(pk)",
             {":running": schema.RUNNING, ":i": {index}},
+        )
+
+    def start_split(self, video_id: str, job_id: str) -> dict[str, Any] | Conflict:
+        """The split job's fencing check: only the first (or the recorded) job splits a `submitted` video."""
+        return self._update(
+            schema.video_key(video_id),
+            "SET split_job_id = :job, started_at = :now",
+            "#state = :sub AND (attribute_not_exists(split_job_id) OR split_job_id = :job)",
+            {":job": job_id, ":now": now_iso(), ":sub": schema.SUBMITTED},
+        )
+
+    def finish_split(self, video_id: str, job_id: str, fields: Mapping[str, Any]) -> dict[str, Any] | Conflict:
+        """The split job's result: the source's properties and chunk count; the video runs from now on."""
+        names = sorted(fields)
+        sets = ", ".join(f"{'#' if name in _RESERVED else ''}{name} = :{name}" for name in names)
+        return self._update(
+            schema.video_key(video_id),
+            f"SET #state = :running, {sets}",
+            "#state = :sub AND split_job_id = :job",
+            {
+                ":running": schema.RUNNING,
+                ":sub": schema.SUBMITTED,
+                ":job": job_id,
+                **{f":{n}": fields[n] for n in names},
+            },
+        )
+
+    def fail_split(self, video_id: str, job_id: str, reason: str) -> dict[str, Any] | Conflict:
+        """A split that failed (or whose job ended without splitting): the video fails with the reason."""
+        return self._update(
+            schema.video_key(video_id),
+            "SET #state = :failed, #error = :reason, split_job_id = :job, finished_at = :now",
+            "#state = :sub AND (attribute_not_exists(split_job_id) OR split_job_id = :job)",
+            {":failed": schema.FAILED, ":reason": reason, ":job": job_id, ":now": now_iso(), ":sub": schema.SUBMITTED},
         )
 
     def set_video_state(self, video_id: str, state: str, error: str | None = None) -> dict[str, Any] | Conflict:

@@ -1,46 +1,107 @@
-"""Submit a local video: split it by stream copy, upload the chunks, write the video item and the chunk items.
+"""Submit a video: split it by stream copy, upload the chunks, write the video item and the chunk items.
 
-Each chunk item is born with `steps = [{timesplit: done}]`; its stream record makes the router submit the next step.
-Chunks are uploaded before any item is written, so the router never sees a chunk whose object is not there yet.
+A local file is split here (`submit_file`); an S3 object is split by a CPU job (`submit_s3` writes a `submitted`
+video item and submits the pipeline's first step, which runs `split_s3_source` in the job).
+Each chunk item is born with `steps = [{<first step>: done}]`; its stream record makes the router submit the next
+step. Chunks are uploaded before their items are written, so the router never sees a chunk whose object is missing.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
 from batch_jobs import layout, schema
+from batch_jobs.batch import BatchClient, JobSpec
 from batch_jobs.config import StackConfig
+from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
-from batch_jobs.split import split_video
+from batch_jobs.split import ChunkFile, SourceInfo, split_video
 from batch_jobs.store import Store, now_iso
 
 TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20)
+CHUNK_SECONDS_OPTION = "chunk_seconds"  # kept on the video item of an S3 submit, for the split job
 
 
 @dataclass(frozen=True)
 class Submitted:
     video_id: str
     name: str
-    chunks: int
+    chunks: int  # 0 until the split job of an S3 submit has run
     frames: int
     duration: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"video_id": self.video_id, "name": self.name, "chunks": self.chunks, "frames": self.frames,
-                "duration": self.duration}  # fmt: skip
+        return {
+            "video_id": self.video_id,
+            "name": self.name,
+            "chunks": self.chunks,
+            "frames": self.frames,
+            "duration": self.duration,
+        }
 
 
 def new_video_id(file_name: str) -> str:
     """Readable and unique: a slug of the file name plus 6 random hex digits (fits in a Batch job name)."""
     slug = re.sub(r"[^a-z0-9]+", "-", Path(file_name).stem.lower()).strip("-")[:24] or "video"
     return f"{slug}-{secrets.token_hex(3)}"
+
+
+def upload_chunks(
+    s3: Any,
+    store: Store,
+    config: StackConfig,
+    video_id: str,
+    chunks: Sequence[ChunkFile],
+    options: Mapping[str, Any],
+    on_bytes: Callable[[int], None] | None = None,
+    write_items: bool = True,
+) -> list[ChunkItem]:
+    """Upload each chunk (multipart above 64 MiB) and, with `write_items`, write its item once."""
+    items = []
+    for chunk in chunks:
+        key = layout.chunk_key(video_id, chunk.index, chunk.path.suffix)
+        s3.upload_file(str(chunk.path), config.bucket, key, Config=TRANSFER, Callback=on_bytes)
+        items.append(
+            ChunkItem(
+                video_id=video_id,
+                index=chunk.index,
+                key=key,
+                start_time=chunk.start_time,
+                end_time=chunk.end_time,
+                start_frame=chunk.start_frame,
+                end_frame=chunk.end_frame,
+                steps=(StepRecord(step=config.pipeline[0].name, state=schema.DONE, finished_at=now_iso()),),
+                options=dict(options),
+            )
+        )
+    if write_items:
+        for item in items:
+            store.put_chunk_once(item)
+    return items
+
+
+def _video(video_id: str, name: str, source: str, config: StackConfig, state: str, info: SourceInfo | None,
+           chunks: int, options: Mapping[str, Any], size: int) -> VideoItem:  # fmt: skip
+    return VideoItem(
+        video_id=video_id,
+        name=name,
+        source=source,
+        duration=info.duration if info else 0.0,
+        fps=info.fps if info else 0.0,
+        size=size,
+        chunk_count=chunks,
+        pipeline=tuple(s.name for s in config.pipeline),
+        created_at=now_iso(),
+        state=state,
+        options=dict(options),
+    )
 
 
 def submit_file(
@@ -53,42 +114,54 @@ def submit_file(
     options: Mapping[str, Any] | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Submitted:
-    """Split, upload and register one video; `on_bytes` gets upload progress (multipart above 64 MiB)."""
+    """Split, upload and register one local video; `on_bytes` gets upload progress."""
     info, chunks = split_video(path, work_dir, chunk_seconds)
     video_id = new_video_id(path.name)
-    keys = []
-    for chunk in chunks:
-        key = layout.chunk_key(video_id, chunk.index, chunk.path.suffix)
-        s3.upload_file(str(chunk.path), config.bucket, key, Config=TRANSFER, Callback=on_bytes)
-        keys.append(key)
-    first = config.pipeline[0].name
-    store.put_video(
-        VideoItem(
-            video_id=video_id,
-            name=path.name,
-            source=str(path.resolve()),
-            duration=info.duration,
-            fps=info.fps,
-            size=info.size,
-            chunk_count=len(chunks),
-            pipeline=tuple(s.name for s in config.pipeline),
-            created_at=now_iso(),
-            state=schema.RUNNING,
-            options=dict(options or {}),
-        )
-    )
-    for chunk, key in zip(chunks, keys, strict=True):
-        store.put_chunk(
-            ChunkItem(
-                video_id=video_id,
-                index=chunk.index,
-                key=key,
-                start_time=chunk.start_time,
-                end_time=chunk.end_time,
-                start_frame=chunk.start_frame,
-                end_frame=chunk.end_frame,
-                steps=(StepRecord(step=first, state=schema.DONE, finished_at=now_iso()),),
-                options=dict(options or {}),
-            )
-        )
+    items = upload_chunks(s3, store, config, video_id, chunks, options or {}, on_bytes, write_items=False)
+    video = _video(video_id, path.name, str(path.resolve()), config, schema.RUNNING, info, len(chunks), options or {},
+                   info.size)  # fmt: skip
+    store.put_video(video)
+    for item in items:
+        store.put_chunk(item)
     return Submitted(video_id, path.name, len(chunks), info.frames, info.duration)
+
+
+def submit_s3(
+    s3: Any,
+    store: Store,
+    batch: BatchClient,
+    config: StackConfig,
+    uri: str,
+    chunk_seconds: float = 30.0,
+    options: Mapping[str, Any] | None = None,
+) -> Submitted:
+    """Register an S3 video and submit its split as a CPU job of the pipeline's first step."""
+    bucket, key = layout.parse_s3_uri(uri)
+    try:
+        size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except s3.exceptions.ClientError as exc:
+        raise PipelineError(f"cannot read {uri}: {exc.response.get('Error', {}).get('Message') or exc}") from None
+    name = PurePosixPath(key).name
+    video_id = new_video_id(name)
+    video_options = {**(options or {}), CHUNK_SECONDS_OPTION: chunk_seconds}
+    store.put_video(_video(video_id, name, uri, config, schema.SUBMITTED, None, 0, video_options, size))
+    first = config.pipeline[0]
+    spec = JobSpec(config.stack, config.queue_for(first), config.job_definition_for(first), video_id, 0, first.name, 1)
+    batch.submit(spec)
+    return Submitted(video_id, name, 0, 0, 0.0)
+
+
+def split_s3_source(s3: Any, store: Store, config: StackConfig, video: VideoItem, work_dir: Path) -> dict[str, Any]:
+    """The split job's work: download the source, split, upload, write chunk items; returns the video's new fields."""
+    bucket, key = layout.parse_s3_uri(video.source)
+    source = work_dir / PurePosixPath(key).name
+    try:
+        s3.download_file(bucket, key, str(source), Config=TRANSFER)
+    except s3.exceptions.ClientError as exc:
+        raise PipelineError(
+            f"cannot read {video.source}: {exc.response.get('Error', {}).get('Message') or exc}"
+        ) from None
+    options = {k: v for k, v in video.options.items() if k != CHUNK_SECONDS_OPTION}
+    info, chunks = split_video(source, work_dir / "chunks", float(video.options.get(CHUNK_SECONDS_OPTION, 30.0)))
+    upload_chunks(s3, store, config, video.video_id, chunks, options)
+    return {"duration": info.duration, "fps": info.fps, "chunk_count": len(chunks)}

@@ -22,7 +22,7 @@ from batch_jobs import control, schema
 from batch_jobs.errors import PipelineError
 from batch_jobs.merge import frames_step, merge_documents, plot_people
 from batch_jobs.schema import ChunkItem, VideoItem
-from batch_jobs.submit import Submitted, submit_file
+from batch_jobs.submit import Submitted, submit_file, submit_s3
 from cli.stack import Stack, open_stack
 
 console = Console()
@@ -54,7 +54,7 @@ def _submit_one(stack: Stack, video: Path, chunk_seconds: float, options: dict[s
 
 
 def submit(
-    videos: Annotated[list[str], typer.Argument(help="Video files (s3:// inputs are not supported yet).")],
+    videos: Annotated[list[str], typer.Argument(help="Video files, or s3://bucket/key objects (split by a CPU job).")],
     chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Chunk length; cuts at keyframes.")] = 30.0,
     every: Annotated[int | None, typer.Option("--every", help="Analyze every Nth frame.")] = None,
     fps: Annotated[float | None, typer.Option("--fps", help="Analyze about F frames per second.")] = None,
@@ -64,20 +64,26 @@ def submit(
 ) -> None:
     """Split videos into chunks by stream copy, upload them and start the pipeline; prints each video id."""
     options = _options(every, fps)
-    remote = [v for v in videos if v.startswith("s3://")]
-    if remote:
-        raise PipelineError(
-            f"submitting an S3 object ({remote[0]}) is not supported yet: download it and submit the file"
-        )
+    if chunk_seconds <= 0:
+        raise PipelineError(f"--chunk-seconds must be positive, got {chunk_seconds}")
     stack = open_stack(stack_name)
-    done = [_submit_one(stack, Path(v), chunk_seconds, options, as_json) for v in videos]
+    done = [
+        submit_s3(stack.s3, stack.store, stack.batch, stack.config, v, chunk_seconds, options)
+        if v.startswith("s3://")
+        else _submit_one(stack, Path(v), chunk_seconds, options, as_json)
+        for v in videos
+    ]
     if not as_json:
         for s in done:
-            console.print(f"{s.video_id}  {s.name}: {s.chunks} chunks, {s.frames} frames, {s.duration:.1f} s")
+            detail = f"{s.chunks} chunks, {s.frames} frames, {s.duration:.1f} s" if s.chunks else "split job submitted"
+            console.print(f"{s.video_id}  {s.name}: {detail}")
     if wait:
         _wait(stack, [s.video_id for s in done], quiet=as_json)
     if as_json:
-        rows = [{**s.to_json(), "state": stack.store.get_video(s.video_id).state} for s in done]
+        rows = []
+        for s in done:
+            video = stack.store.get_video(s.video_id)
+            rows.append({**s.to_json(), "chunks": video.chunk_count, "state": video.state})
         print(json.dumps(rows[0] if len(rows) == 1 else rows))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from batch_jobs import schema
 from batch_jobs.batch import BatchClient, JobSpec
+from batch_jobs.control import settle
 from batch_jobs.config import StackConfig, load_config
 from batch_jobs.errors import PipelineError
 from batch_jobs.pipeline import step_index
@@ -81,14 +82,7 @@ class Router:
         if updated is None:
             log.warning("chunk %s of video %s has no video item", index, video_id)
             return
-        video = VideoItem.from_item(updated)
-        if len(video.chunks_done | video.chunks_failed) < video.chunk_count or video.state not in schema.ACTIVE:
-            return
-        failed = len(video.chunks_failed)
-        if failed:
-            self.store.set_video_state(video_id, schema.FAILED, f"{failed} of {video.chunk_count} chunks failed")
-        else:
-            self.store.set_video_state(video_id, schema.DONE)
+        settle(self.store, VideoItem.from_item(updated))
 
     def _reject(self, item: dict[str, Any], reason: str) -> None:
         """Record why an item cannot be processed and count its chunk as failed; never retry it (it cannot heal)."""
@@ -109,6 +103,9 @@ class Router:
             pos = step_index(self.config.pipeline, change.step)
         except PipelineError as exc:
             log.error("job %s: %s", change.job_id, exc)
+            return
+        if pos == 0:
+            self.store.fail_split(change.video_id, change.job_id, failure_reason(change))
             return
         self.store.mark_failed(
             change.video_id, change.chunk, pos, failure_reason(change), job_id=change.job_id, attempt=change.attempt

@@ -69,7 +69,8 @@ def test_cancel_and_errors(cli: typer.Typer, world: World, clip: Path, tmp_path:
         (["status", "nope", "--stack", stack], "no video 'nope'"),
         (["status", "--stack", "nostack"], "stack 'nostack' is not deployed"),
         (["submit", str(clip), "--every", "2", "--fps", "1", "--stack", stack], "use --every or --fps"),
-        (["submit", "s3://bucket/game.mp4", "--stack", stack], "not supported yet"),
+        (["submit", f"s3://{world.config.bucket}/nope.mp4", "--stack", stack], "cannot read s3://"),
+        (["submit", "s3://just-a-bucket", "--stack", stack], "not an S3 object URI"),
         (["logs", video_id, "--stack", stack], "has no job yet"),
     ]:
         result = runner.invoke(cli, args)

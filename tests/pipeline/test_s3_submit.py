@@ -1,0 +1,58 @@
+"""`submit s3://...`: the split runs as a CPU job of the first step, then the chunks walk as usual."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batch_jobs import schema
+from batch_jobs.batch import BatchClient
+from batch_jobs.submit import submit_s3
+from router.drive import World, batch_event
+
+
+def test_s3_video_is_split_by_a_job_and_walks_to_the_end(world: World, clip: Path) -> None:
+    s3 = world.session.client("s3")
+    s3.upload_file(str(clip), world.config.bucket, "incoming/game.mp4")
+    uri = f"s3://{world.config.bucket}/incoming/game.mp4"
+    submitted = submit_s3(s3, world.store, world_batch(world), world.config, uri, chunk_seconds=3, options={"every": 2})
+    video = world.store.get_video(submitted.video_id)
+    assert video.state == schema.SUBMITTED and video.chunk_count == 0 and video.size == clip.stat().st_size
+    (split_job,) = world.jobs()
+    assert split_job["parameters"]["step"] == "timesplit" and split_job["jobQueue"].endswith(
+        world.config.job_queues["cpu"]
+    )
+    world.pump()
+    video = world.store.get_video(submitted.video_id)
+    assert video.state == schema.DONE and video.chunk_count == 4 and video.duration == 10.0
+    chunks = world.store.chunks(submitted.video_id)
+    assert sum(c.end_frame - c.start_frame for c in chunks) == 250
+    assert all(c.options == {"every": 2} and c.last.state == schema.DONE for c in chunks)
+
+
+def test_a_broken_s3_video_fails_the_video_with_the_reason(world: World, tmp_path: Path) -> None:
+    s3 = world.session.client("s3")
+    s3.put_object(Bucket=world.config.bucket, Key="incoming/notes.mp4", Body=b"meeting notes, not a video")
+    uri = f"s3://{world.config.bucket}/incoming/notes.mp4"
+    submitted = submit_s3(s3, world.store, world_batch(world), world.config, uri)
+    world.pump()
+    video = world.store.get_video(submitted.video_id)
+    assert video.state == schema.FAILED and video.error and "not a readable video: notes.mp4" in video.error
+    assert world.store.chunk_items(submitted.video_id) == []
+
+
+def test_a_split_job_lost_before_running_fails_the_video(world: World, clip: Path) -> None:
+    s3 = world.session.client("s3")
+    s3.upload_file(str(clip), world.config.bucket, "incoming/game.mp4")
+    submitted = submit_s3(
+        s3, world.store, world_batch(world), world.config, f"s3://{world.config.bucket}/incoming/game.mp4"
+    )
+    (job,) = world.jobs()
+    world.ran.add(job["jobId"])
+    world.send_event(batch_event(job, "FAILED", "CannotPullContainerError: no such image"))
+    video = world.store.get_video(submitted.video_id)
+    assert video.state == schema.FAILED and video.error and "CannotPullContainerError" in video.error
+
+
+def world_batch(world: World):
+
+    return BatchClient(world.session.client("batch"))
