@@ -13,8 +13,8 @@ from typing import Any
 
 from batch_jobs import schema
 from batch_jobs.batch import BatchClient, JobSpec
-from batch_jobs.control import settle
 from batch_jobs.config import StackConfig, load_config
+from batch_jobs.control import settle
 from batch_jobs.errors import PipelineError
 from batch_jobs.pipeline import step_index
 from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem

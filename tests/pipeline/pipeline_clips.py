@@ -15,4 +15,4 @@ def decoded_times(path: Path) -> list[float]:
     """Presentation times (seconds) of every decoded frame."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        return [float(f.pts * stream.time_base) for f in container.decode(stream)]
+        return [float((f.pts or 0) * f.time_base) for f in container.decode(stream) if f.time_base is not None]

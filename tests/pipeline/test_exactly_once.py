@@ -71,7 +71,12 @@ def _hook_router(hook: Callable[..., None]) -> Callable[[], None]:
     clients = (router.store.client, router.batch.client)
     for client in clients:
         client.meta.events.register("after-call.*", hook)
-    return lambda: [c.meta.events.unregister("after-call.*", hook) for c in clients] and None
+
+    def unhook() -> None:
+        for client in clients:
+            client.meta.events.unregister("after-call.*", hook)
+
+    return unhook
 
 
 def test_crash_after_each_router_call_loses_no_chunk(world: World, tmp_path: Path) -> None:
