@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from batch_jobs import schema
 from batch_jobs.submit import submit_file
+from router import handler
 from router.drive import World
 
 
@@ -29,3 +32,23 @@ def test_every_chunk_walks_to_the_end(world: World, clip: Path, tmp_path: Path) 
     video = world.store.get_video(submitted.video_id)
     assert video.state == schema.DONE
     assert video.chunks_done == {0, 1, 2, 3} and not video.chunks_failed
+
+
+def test_router_makes_five_aws_calls_per_chunk_step(world: World, clip: Path, tmp_path: Path) -> None:
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    router = handler.get_router()
+    for client in (router.store.client, router.batch.client):
+        client.meta.events.register("after-call.*", count)
+    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=3)
+    world.pump()
+    chunk_steps = submitted.chunks * 2
+    # per chunk-step: claim, find by name, submit, record the id, the job's SUCCEEDED event (checks `done`);
+    # per chunk: counted as finished; per video: settled.
+    assert calls == Counter(
+        {"ListJobs": chunk_steps, "SubmitJob": chunk_steps, "UpdateItem": 3 * chunk_steps + submitted.chunks + 1}
+    )
+    assert (sum(calls.values()) - submitted.chunks - 1) / chunk_steps == 5

@@ -1,0 +1,35 @@
+"""The sweep repairs what the stream can no longer redo: lost records (older than 24 h) and lost Batch events."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from batch_jobs import schema
+from batch_jobs.submit import submit_file
+from router import handler
+from router.drive import World
+from router.sweep import sweep
+
+
+def test_sweep_finishes_a_walk_whose_records_and_events_were_lost(world: World, clip: Path, tmp_path: Path) -> None:
+    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    world.read_stream()  # the chunk items' records expire unseen
+    report = sweep(handler.get_router())
+    assert (report.chunks, report.claimed, report.submitted, report.ended) == (2, 2, 0, 0)
+    world.read_stream()  # ...and so do the claims' records
+    report = sweep(handler.get_router())
+    assert (report.submitted, report.ended) == (2, 0)
+    jobs = world.jobs()
+    assert len(jobs) == 2
+    world.run_job(jobs[0], send_event=False)  # succeeds; its event is lost (harmless)
+    world.ran.add(jobs[1]["jobId"])  # never runs: moto says SUCCEEDED, the event is lost
+    world.read_stream()
+    report = sweep(handler.get_router())
+    assert (report.claimed, report.ended) == (1, 1)
+    lost = world.store.get_chunk(submitted.video_id, int(jobs[1]["parameters"]["chunk"]))
+    assert lost.last.state == schema.FAILED and "exited without recording done" in (lost.last.error or "")
+    world.pump()  # from here the stream works again
+    states = Counter(c.last.state for c in world.store.chunks(submitted.video_id))
+    assert states == Counter({schema.DONE: 1, schema.FAILED: 1})
+    assert sweep(handler.get_router()) == type(report)(2, 0, 0, 0)  # nothing left to repair
