@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playbook_harness import MotoServer, PlaybookRun, Recorder, Request, run_playbook
+from playbook_harness import ROUTER_ZIP, MotoServer, PlaybookRun, Recorder, Request, run_playbook
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,16 @@ def recorder(moto: MotoServer) -> Recorder:
 
 
 @pytest.fixture(scope="session")
-def deployment(endpoint: str, recorder: Recorder) -> Deployment:
-    """deploy.yml on an empty account, recorded. Every test in the session shares this stack."""
+def deployment(endpoint: str, recorder: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """deploy.yml on an empty account, recorded. Every test in the session shares this stack.
+
+    The first run builds the router zip from the checkout; later runs deploy that same zip, so that edits to
+    router/ or batch_jobs/ made while the tests run (others work in this checkout) do not count as changes.
+    """
+    zip_path = tmp_path_factory.mktemp("router") / "router.zip"
     recorder.start()
-    run = run_playbook(endpoint, "deploy.yml")
+    run = run_playbook(endpoint, "deploy.yml", {"router_zip": str(zip_path)})
     requests = recorder.stop()
+    ROUTER_ZIP.update(router_zip=str(zip_path), router_zip_build=False)
     assert run.returncode == 0, run.output
     return Deployment(run, requests)

@@ -186,10 +186,14 @@ def playbook_env(endpoint: str) -> dict[str, str]:
     return env
 
 
+ROUTER_ZIP: dict[str, Any] = {}
+"""Extra vars that make later runs reuse the zip the session's first deploy built (set by the fixture)."""
+
+
 def run_playbook(
     endpoint: str, playbook: str, extra_vars: Mapping[str, Any] | None = None, check: bool = False
 ) -> PlaybookRun:
-    variables = {"stack": STACK, **(extra_vars or {})}
+    variables = {"stack": STACK, **ROUTER_ZIP, **(extra_vars or {})}
     command = [str(BIN / "ansible-playbook"), playbook, "-e", json.dumps(variables)]
     if check:
         command.append("--check")

@@ -6,13 +6,18 @@ because they alter the stack, and test_playbook_teardown.py runs after this file
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import json
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from conftest import Deployment
-from playbook_harness import REGION, REPO, STACK, Recorder, Request, client, run_playbook
+from playbook_harness import REGION, REPO, ROUTER_ZIP, STACK, Recorder, Request, client, run_playbook
 
 from batch_jobs.config import default_config, load_config
 from batch_jobs.pipeline import load_pipeline
@@ -207,9 +212,8 @@ def test_iam_roles_are_scoped_to_the_stack(endpoint: str, deployment: Deployment
         for statement in inline_policy(endpoint, role)["Statement"]:
             assert statement["Effect"] == "Allow"
             if "*" in as_list(statement["Resource"]):
-                assert as_list(statement["Action"]) in (["ecr:GetAuthorizationToken"], ["batch:DescribeJobs"]), (
-                    statement
-                )
+                unscoped = {"ecr:GetAuthorizationToken", "batch:DescribeJobs", "batch:ListJobs"}
+                assert set(as_list(statement["Action"])) <= unscoped, statement
             assert not any(a.endswith(":*") or a == "*" for a in as_list(statement["Action"])), statement
 
 
@@ -304,6 +308,11 @@ def test_router_lambda_runs_the_packaged_handler(endpoint: str, deployment: Depl
     assert function["Handler"] == "router.handler.lambda_handler"
     assert function["Environment"]["Variables"]["DERBY_BATCH_STACK"] == STACK
     assert function["Role"].endswith(f":role/{STACK}-router")
+    # The deployed code is the zip router/package.py built during the first deploy.
+    built = Path(ROUTER_ZIP["router_zip"]).read_bytes()
+    assert function["CodeSha256"] == base64.b64encode(hashlib.sha256(built).digest()).decode()
+    with zipfile.ZipFile(io.BytesIO(built)) as archive:
+        assert "router/handler.py" in archive.namelist()
 
 
 def test_stream_mapping_has_failure_handling_and_chunk_filter(endpoint: str, deployment: Deployment) -> None:
