@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from batch_jobs import control, schema
+from batch_jobs.batch import JobInfo
 from batch_jobs.errors import PipelineError
 from batch_jobs.merge import frames_step, merge_documents, plot_people
 from batch_jobs.schema import ChunkItem, VideoItem
@@ -210,33 +211,49 @@ def results(
         console.print(f"{plot}: people per second")
 
 
+def _log_stream(stack: Stack, step: str, job_id: str, described: dict[str, JobInfo]) -> str | None:
+    """The job's stream from DescribeJobs; for a job Batch no longer knows, the `<definition>/default/<job id>` one."""
+    info = described.get(job_id)
+    if info is not None and info.log_stream:
+        return info.log_stream
+    prefix = f"{stack.config.job_definitions.get(step, step)}/default/{job_id}"
+    found = stack.logs.describe_log_streams(logGroupName=stack.config.log_group, logStreamNamePrefix=prefix)
+    streams = found.get("logStreams", [])
+    return str(streams[0]["logStreamName"]) if streams else None
+
+
+def _print_log(stack: Stack, stream: str) -> None:
+    params: dict[str, Any] = {"logGroupName": stack.config.log_group, "logStreamName": stream, "startFromHead": True}
+    while True:
+        response = stack.logs.get_log_events(**params)
+        for event in response["events"]:
+            console.print(event["message"], highlight=False, markup=False)
+        if not response["events"] or response.get("nextForwardToken") == params.get("nextToken"):
+            return
+        params["nextToken"] = response["nextForwardToken"]
+
+
 def logs(
     video_id: Annotated[str, typer.Argument(help="The video id.")],
     chunk: Annotated[int, typer.Option("--chunk", help="Chunk index.")] = 0,
     stack_name: StackOption = None,
 ) -> None:
-    """Print the CloudWatch log of the latest job of a chunk."""
+    """Print the CloudWatch logs of the chunk's jobs, step by step."""
     stack = open_stack(stack_name)
-    item = stack.store.get_chunk(video_id, chunk)
-    record = next((s for s in reversed(item.steps) if s.job_id), None)
-    if record is None or record.job_id is None:
+    jobs = [(s, s.job_id) for s in stack.store.get_chunk(video_id, chunk).steps if s.job_id]
+    if not jobs:
         raise PipelineError(f"chunk {chunk} of {video_id} has no job yet")
-    info = next(iter(stack.batch.describe([record.job_id])), None)
-    if info is None or not info.log_stream:
-        raise PipelineError(f"job {record.job_id} ({record.step}) has no log stream (it may not have started)")
-    console.print(f"[dim]{record.step} attempt {record.attempt}, job {record.job_id}, {info.status}[/]")
-    params: dict[str, Any] = {"logGroupName": stack.config.log_group, "logStreamName": info.log_stream,
-                              "startFromHead": True}  # fmt: skip
-    try:
-        while True:
-            response = stack.logs.get_log_events(**params)
-            for event in response["events"]:
-                console.print(event["message"], highlight=False, markup=False)
-            if not response["events"] or response.get("nextForwardToken") == params.get("nextToken"):
-                break
-            params["nextToken"] = response["nextForwardToken"]
-    except stack.logs.exceptions.ResourceNotFoundException:
-        raise PipelineError(f"no log stream {info.log_stream} in {stack.config.log_group}") from None
+    described = {info.job_id: info for info in stack.batch.describe([job_id for _, job_id in jobs])}
+    for record, job_id in jobs:
+        console.rule(f"{record.step} attempt {record.attempt}: job {job_id} ({record.state})")
+        stream = _log_stream(stack, record.step, job_id, described)
+        if stream is None:
+            console.print("[dim]no log stream (the job may not have started)[/]")
+            continue
+        try:
+            _print_log(stack, stream)
+        except stack.logs.exceptions.ResourceNotFoundException:
+            console.print(f"[dim]no log stream {stream} in {stack.config.log_group}[/]")
 
 
 def retry(

@@ -14,6 +14,7 @@ import boto3
 
 from batch_jobs.batch import BatchClient
 from batch_jobs.config import StackConfig, load_config
+from batch_jobs.errors import PipelineError
 from batch_jobs.store import Store
 
 
@@ -42,4 +43,7 @@ def open_stack(explicit: str | None = None) -> Stack:
     from cli.local.session import local_or_deployed
 
     name = local_or_deployed(explicit)
-    return connect(boto3.Session(region_name=os.environ.get("AWS_REGION")), name)
+    session = boto3.Session(region_name=os.environ.get("AWS_REGION"))
+    if session.region_name is None:
+        raise PipelineError(f"stack {name!r}: no AWS region configured (set AWS_REGION or a profile's region)")
+    return connect(session, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,26 @@ def test_submit_status_results(cli: typer.Typer, world: World, clip: Path, tmp_p
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert "nothing to retry" in _run(cli, "retry", video_id, "--stack", stack)
+
+    probe_job = world.store.get_chunk(video_id, 2).steps[1].job_id
+    logs = world.session.client("logs")
+    stream = f"{world.config.job_definitions['probe']}/default/{probe_job}"
+    logs.create_log_stream(logGroupName=world.config.log_group, logStreamName=stream)
+    logs.put_log_events(logGroupName=world.config.log_group, logStreamName=stream,
+                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "decoded 75 frames"}])  # fmt: skip
+    printed = _run(cli, "logs", video_id, "--chunk", "2", "--stack", stack)
+    assert "decoded 75 frames" in printed and f"probe attempt 1: job {probe_job}" in printed
+    assert "summarize attempt 1" in printed and "no log stream" in printed
+
+    # A job Batch no longer knows (jobs age out; a restarted local stack): found by its stream's name.
+    key = {"pk": {"S": schema.video_pk(video_id)}, "sk": {"S": schema.chunk_sk(2)}}
+    world.store.client.update_item(TableName=world.config.table, Key=key, UpdateExpression="SET steps[1].job_id = :j",
+                                   ExpressionAttributeValues={":j": {"S": "aged-out-job"}})  # fmt: skip
+    stream = f"{world.config.job_definitions['probe']}/default/aged-out-job"
+    logs.create_log_stream(logGroupName=world.config.log_group, logStreamName=stream)
+    logs.put_log_events(logGroupName=world.config.log_group, logStreamName=stream,
+                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "from the past"}])  # fmt: skip
+    assert "from the past" in _run(cli, "logs", video_id, "--chunk", "2", "--stack", stack)
 
 
 def test_cancel_and_errors(cli: typer.Typer, world: World, clip: Path, tmp_path: Path) -> None:
