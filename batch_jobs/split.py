@@ -42,7 +42,7 @@ class SourceInfo:
 
 @dataclass
 class _Open:
-    """The chunk being written."""
+    """The chunk being written; times in stream ticks."""
 
     index: int
     path: Path
@@ -53,6 +53,21 @@ class _Open:
     min_pts: int
     max_end: int
     frames: int = 0
+
+    @classmethod
+    def start(cls, index: int, path: Path, template: Any, dts: int, pts: int, start_frame: int) -> _Open:
+        container = av.open(str(path), "w")
+        return cls(index, path, container, container.add_stream_from_template(template), dts, start_frame, pts, pts)
+
+    def mux(self, packet: Any, dts: int, duration: int) -> None:
+        """Copy the packet with its times shifted so the chunk's decode times start at 0."""
+        self.min_pts = min(self.min_pts, packet.pts)
+        self.max_end = max(self.max_end, packet.pts + duration)
+        packet.pts -= self.dts_base
+        packet.dts = dts - self.dts_base
+        packet.stream = self.stream
+        self.container.mux(packet)
+        self.frames += 1
 
 
 def open_video(path: Path) -> Any:
@@ -72,8 +87,7 @@ def open_video(path: Path) -> Any:
     return container
 
 
-def _close(chunk: _Open, origin: int, time_base: Fraction) -> ChunkFile:
-    chunk.container.close()
+def _chunk_file(chunk: _Open, origin: int, time_base: Fraction) -> ChunkFile:
     return ChunkFile(
         index=chunk.index,
         path=chunk.path,
@@ -90,42 +104,36 @@ def split_video(source: Path, out_dir: Path, chunk_seconds: float) -> tuple[Sour
         raise PipelineError(f"chunk length must be positive, got {chunk_seconds}")
     out_dir.mkdir(parents=True, exist_ok=True)
     ext = source.suffix.lower() or ".mp4"
-    chunks: list[ChunkFile] = []
+    written: list[_Open] = []
     with open_video(source) as container:
         stream = container.streams.video[0]
         time_base = stream.time_base
+        rate = stream.average_rate or stream.guessed_rate
+        frame_ticks = int(1 / (rate * time_base)) if rate else 0  # for a last packet without a duration
         cut_every = int(chunk_seconds / time_base)
-        origin: int | None = None
-        current: _Open | None = None
         frames = 0
         try:
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.pts is None:
                     continue  # the demuxer's final flush packet, or a packet without time
-                origin = packet.pts if origin is None else origin
                 dts = packet.dts if packet.dts is not None else packet.pts
+                current = written[-1] if written else None
                 if current is None or (packet.is_keyframe and packet.pts - current.min_pts >= cut_every):
                     if current is not None:
-                        chunks.append(_close(current, origin, time_base))
-                    path = out_dir / f"{len(chunks):05d}{ext}"
-                    out = av.open(str(path), "w")
-                    current = _Open(len(chunks), path, out, out.add_stream_from_template(stream), dts, frames,
-                                    packet.pts, packet.pts)  # fmt: skip
-                duration = packet.duration or 0
-                current.min_pts = min(current.min_pts, packet.pts)
-                current.max_end = max(current.max_end, packet.pts + duration)
-                packet.pts -= current.dts_base
-                packet.dts = dts - current.dts_base
-                packet.stream = current.stream
-                current.container.mux(packet)
-                current.frames += 1
+                        current.container.close()
+                    path = out_dir / f"{len(written):05d}{ext}"
+                    written.append(_Open.start(len(written), path, stream, dts, packet.pts, frames))
+                written[-1].mux(packet, dts, packet.duration or frame_ticks)
                 frames += 1
         except av.FFmpegError as exc:
             raise PipelineError(f"corrupt video {source.name}: {getattr(exc, 'strerror', None) or exc}") from None
-        if current is None or origin is None:
+        finally:
+            if written:
+                written[-1].container.close()
+        if not written:
             raise PipelineError(f"no video frames in {source.name}")
-        chunks.append(_close(current, origin, time_base))
-        rate = stream.average_rate or stream.guessed_rate
+        origin = written[0].min_pts
+        chunks = [_chunk_file(chunk, origin, time_base) for chunk in written]
         info = SourceInfo(
             duration=chunks[-1].end_time,
             fps=float(rate) if rate else frames / max(chunks[-1].end_time, 1e-9),
