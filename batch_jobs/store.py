@@ -169,7 +169,8 @@ class Store:
         return self._update(
             schema.chunk_key(chunk.video_id, chunk.index),
             "SET steps = list_append(steps, :new)",
-            f"size(steps) = :n AND steps[{n - 1}].#state = :done AND attribute_not_exists(cancelled)",
+            f"attribute_exists(steps) AND size(steps) = :n AND steps[{n - 1}].#state = :done"
+            " AND attribute_not_exists(cancelled)",
             {":new": [record], ":n": n, ":done": schema.DONE},
         )
 
