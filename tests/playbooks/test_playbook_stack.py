@@ -421,13 +421,20 @@ def test_max_vcpus_updates_the_compute_environment_in_place(
     assert after["computeEnvironmentArn"] == before["computeEnvironmentArn"]
 
 
-def test_instance_types_replace_the_compute_environment_and_memory_revises_one_definition(
+def test_fleet_settings_replace_the_compute_environment_and_memory_revises_one_definition(
     endpoint: str, deployment: Deployment
 ) -> None:
-    # One run changes two variables (each playbook run costs most of a minute): instance types, which AWS Batch
-    # cannot always update in place (the compute environment is replaced), and the memory of one step.
+    # One run changes several variables (each playbook run costs most of a minute): the instance types and SSH access
+    # (a key pair), which AWS Batch cannot always update in place, so the compute environment is replaced; SSH also
+    # opens port 22 to the given CIDR only; and the memory of one step, which revises that job definition only.
     types = ["g5.xlarge", "g5.2xlarge"]
-    variables = {"gpu_instance_types": types, "job_overrides": {"detect": {"memory": 15000}}}
+    client(endpoint, "ec2").create_key_pair(KeyName=f"{STACK}-key")
+    variables = {
+        "gpu_instance_types": types,
+        "job_overrides": {"detect": {"memory": 15000}},
+        "ssh_key_name": f"{STACK}-key",
+        "ssh_cidr": "203.0.113.7/32",
+    }
     (before,) = compute_environments(endpoint, f"{STACK}-gpu")
     (cpu_before,) = compute_environments(endpoint, f"{STACK}-cpu")
     run = run_playbook(endpoint, "deploy.yml", variables)
@@ -437,12 +444,20 @@ def test_instance_types_replace_the_compute_environment_and_memory_revises_one_d
         "GPU compute environment (scales to zero)",
         "Job definitions, one per pipeline step",
         "Job queues that cancel jobs stuck in RUNNABLE",
+        "Security group without inbound rules (SSH only with a key pair and a CIDR)",
     ]
+    (group,) = client(endpoint, "ec2").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [f"{STACK}-batch"]}]
+    )["SecurityGroups"]
+    (rule,) = group["IpPermissions"]
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 22, 22)
+    assert [r["CidrIp"] for r in rule["IpRanges"]] == ["203.0.113.7/32"]
     (after,) = compute_environments(endpoint, f"{STACK}-gpu")
     assert after["computeEnvironmentName"] != before["computeEnvironmentName"]
     assert sorted(after["computeResources"]["instanceTypes"]) == sorted(types)
     assert after["computeResources"]["minvCpus"] == 0
     assert after["computeResources"]["ec2Configuration"] == [{"imageType": "ECS_AL2023_NVIDIA"}]
+    assert after["computeResources"]["ec2KeyPair"] == f"{STACK}-key"
     order = [e["computeEnvironment"] for e in queue(endpoint, f"{STACK}-gpu")["computeEnvironmentOrder"]]
     assert order in ([after["computeEnvironmentArn"]], [after["computeEnvironmentName"]])
     queues = run.result("Job queues that cancel jobs stuck in RUNNABLE")["results"]
