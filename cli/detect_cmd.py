@@ -169,9 +169,14 @@ def bench(
         f"(load average before: {load:.1f})",
         highlight=False,
     )
-    console.print(f"pure inference  {result.pure_inference_fps:7.1f} fps", highlight=False)
-    console.print(f"end to end      {result.end_to_end_fps:7.1f} fps", highlight=False)
-    console.print(f"seed style      {result.seed_style_fps:7.1f} fps", highlight=False)
+    pure_cpu, end_to_end_cpu, seed_cpu = result.cpu_ms_per_frame
+    console.print(
+        f"pure inference  {result.pure_inference_fps:7.1f} fps   {pure_cpu:6.1f} ms CPU/frame", highlight=False
+    )
+    console.print(
+        f"end to end      {result.end_to_end_fps:7.1f} fps   {end_to_end_cpu:6.1f} ms CPU/frame", highlight=False
+    )
+    console.print(f"seed style      {result.seed_style_fps:7.1f} fps   {seed_cpu:6.1f} ms CPU/frame", highlight=False)
     console.print(f"end to end / pure inference  {result.end_to_end_vs_pure:.2f}  (target >= 0.90)", highlight=False)
     console.print(
         f"end to end / seed style      {result.end_to_end_vs_seed:.2f}  (target >= 2 whole-frame)", highlight=False
