@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from batch_jobs.pipeline import Pipeline, load_pipeline
+from batch_jobs.pipeline import load_pipeline
 from cli.local.errors import LocalStackError
 from cli.local.instance import find_running
 from cli.local.ledger import FINISHED, JobRecord, Ledger
@@ -34,12 +34,15 @@ def up(
     workers: Annotated[int, typer.Option(min=1, help="CPU-queue jobs at once.")] = 2,
     gpus: Annotated[int, typer.Option(min=1, help="GPU-queue jobs at once (each runs TensorFlow on all cores).")] = 1,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = DEFAULT_PORT,
-    pipeline: Annotated[Path | None, typer.Option(help="Pipeline JSON instead of the shipped one.")] = None,
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(help="Pipeline JSON to run from now on (default: the last, or the shipped one)."),
+    ] = None,
 ) -> None:
     """Run the local stack in the foreground until Ctrl-C; other terminals' commands use it."""
     from cli.local.runtime import LocalSettings, LocalStack  # moto loads only for the commands that run it
 
-    steps: Pipeline = load_pipeline(pipeline) if pipeline else load_pipeline()
+    steps = load_pipeline(pipeline) if pipeline else None
     paths = LocalPaths.from_env()
     stack = LocalStack(
         LocalSettings(paths, port=port, workers=workers, gpus=gpus, pipeline=steps, on_job=_job_line), log=console.print

@@ -30,6 +30,11 @@ class LocalPaths:
         return self.root / "endpoint.json"
 
     @property
+    def pipeline(self) -> Path:
+        """The pipeline of this stack, kept so a later start runs the steps its videos were submitted with."""
+        return self.root / "pipeline.json"
+
+    @property
     def items(self) -> Path:
         return self.root / "dynamodb"
 

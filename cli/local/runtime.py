@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -24,6 +24,7 @@ from batch_jobs.pipeline import Pipeline, load_pipeline, step_index
 from batch_jobs.store import Conflict, Store
 from cli.local.events import job_state_change
 from cli.local.executor import ComputeQueue, JobEnvironment, JobExecutor
+from cli.local.files import write_json
 from cli.local.instance import InstanceLock
 from cli.local.job_logs import restore_logs
 from cli.local.lambda_context import LambdaContext
@@ -51,7 +52,7 @@ class LocalSettings:
     port: int = 0
     workers: int = 2  # CPU-queue jobs at once
     gpus: int = 1  # GPU-queue jobs at once
-    pipeline: Pipeline = field(default_factory=load_pipeline)
+    pipeline: Pipeline | None = None  # None: the one this data directory ran last, else the shipped one
     on_job: Callable[[JobRecord], None] | None = None
 
 
@@ -79,7 +80,7 @@ class LocalStack:
     def __init__(self, settings: LocalSettings, log: Callable[[str], None] = lambda _: None) -> None:
         self.settings = settings
         self.paths = settings.paths.ensure()
-        self.config: StackConfig = default_config(LOCAL_STACK, REGION, ACCOUNT, settings.pipeline)
+        self.config: StackConfig = default_config(LOCAL_STACK, REGION, ACCOUNT, self._pipeline(settings.pipeline))
         self._log = log
         self._lock = InstanceLock(self.paths)
         self._server: MotoServer | None = None
@@ -90,6 +91,13 @@ class LocalStack:
         self.poller: StreamPoller | None = None
         self.executor: JobExecutor | None = None
         self.snapshot: Snapshot | None = None
+
+    def _pipeline(self, chosen: Pipeline | None) -> Pipeline:
+        saved = self.paths.pipeline
+        if chosen is None:
+            return load_pipeline(saved) if saved.exists() else load_pipeline()
+        write_json(saved, [step.to_json() for step in chosen])
+        return chosen
 
     @property
     def endpoint(self) -> str:

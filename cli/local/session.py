@@ -2,12 +2,12 @@
 
 `local_or_deployed` is the one call the CLI's stack opener makes: it returns the stack name to open and, when that is
 the local stack, has pointed this process's AWS settings at it. A local stack started here lives until the process
-exits; at exit it first lets the work this command started finish (retry, submit), unless the user pressed Ctrl-C.
+exits; at exit it first lets the work this command started finish (submit, retry), unless the user pressed Ctrl-C:
+then running jobs stop and resume on the next start.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import signal
 import sys
@@ -26,7 +26,7 @@ from cli.local.paths import LocalPaths
 from cli.local.runtime import LOCAL_STACK, LocalSettings, LocalStack, point_process_at
 
 Announce = Callable[[str], None]
-IDLE_SETTLE_SECONDS = 1.0
+IDLE_SETTLE_SECONDS = 0.5  # a few poll rounds of the stream poller (0.1 s) and the executor (0.2 s)
 
 
 def say(line: str) -> None:
@@ -86,7 +86,8 @@ class _InProcess:
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self._on_interrupt)
-        atexit.register(self.close)
+        # Before threads are joined at exit, while the server thread still serves: at atexit time it no longer does.
+        threading._register_atexit(self.close)  # type: ignore[attr-defined]
 
     def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
         self.interrupted = True
@@ -94,7 +95,8 @@ class _InProcess:
 
     def close(self) -> None:
         try:
-            if not self.interrupted and not self.stack.idle():
+            # The last writes may not have reached the stream poller or the executor yet: settle, then tell.
+            if not self.interrupted and not wait_idle(self.stack, timeout=IDLE_SETTLE_SECONDS * 2):
                 self.announce("waiting for the local jobs this command started (Ctrl-C stops; they resume next time)")
                 wait_idle(self.stack)
         except KeyboardInterrupt:

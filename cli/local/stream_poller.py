@@ -123,8 +123,10 @@ class StreamPoller:
         response = self._streams.get_records(ShardIterator=state.iterator, Limit=self.settings.batch_size)
         state.iterator = response.get("NextShardIterator")
         records = response.get("Records", [])
-        if records and self._on_records:
-            self._on_records()
+        if records:
+            self._idle.clear()  # before delivering: a handler call can take long, and the stack is not idle meanwhile
+            if self._on_records:
+                self._on_records()
         state.pending += [lambda_record(r, self._arn) for r in records if passes_filter(r)]
         return len(records)
 
@@ -175,15 +177,12 @@ class StreamPoller:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                read = self.poll_once()
+                read, failed = self.poll_once(), False
             except Exception as exc:  # the server going away under us, or a transient error: poll again
                 if not self._stop.is_set():
                     print(f"stream poller: {exc}", file=sys.stderr)
-                read = 1
-            pending = any(s.pending for s in self._shards.values())
-            if pending or read:
-                self._idle.clear()
-            else:
+                read, failed = 0, True
+            if not read and not failed and not any(s.pending for s in self._shards.values()):
                 self._idle.set()
             if not read:
                 self._stop.wait(POLL_SECONDS)
