@@ -48,8 +48,9 @@ def probe(ctx: StepContext) -> ActionResult:
         first: int | None = None
         for frame in container.decode(stream):
             first = frame.pts if first is None else first
-            frames.append({"index": len(frames), "t": round(float((frame.pts - first) * stream.time_base), 6),
-                           "detections": []})  # fmt: skip
+            frames.append(
+                {"index": len(frames), "t": round(float((frame.pts - first) * stream.time_base), 6), "detections": []}
+            )
     if not frames:
         raise PipelineError(f"chunk {ctx.chunk.index} has no decodable frames")
     seconds = time.monotonic() - started

@@ -62,8 +62,12 @@ def calls_per_chunk_step(clip: Path, chunk_seconds: float) -> dict[str, Any]:
         endpoint = f"http://{host}:{port}"
         body = json.dumps({"batch": {"use_docker": False}, "lambda": {"use_docker": False}}).encode()
         urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/config", data=body, method="POST")).read()
-        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench-access-key",
-                          AWS_SECRET_ACCESS_KEY="bench-secret-key", AWS_REGION="us-east-1")  # fmt: skip
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="bench-access-key",
+            AWS_SECRET_ACCESS_KEY="bench-secret-key",
+            AWS_REGION="us-east-1",
+        )
         session = boto3.Session(region_name="us-east-1")
         config = default_config("bench", "us-east-1", pipeline=parse_pipeline(PROBE_PIPELINE))
         world = World(session, config, bootstrap_stack(session, config))
@@ -169,15 +173,21 @@ def main() -> None:
         return
     calls, split = report["calls"], report["split"]
     print(f"AWS calls per chunk-step ({calls['chunks']} chunks x 2 steps, moto over HTTP):")
-    print(f"  router {calls['router_calls_per_step_alone']} per chunk-step + 1 per chunk + 1 per video"
-          f" (goal <= 5); {calls['router_calls_per_chunk_step']} averaged here   {calls['router_calls']}")  # fmt: skip
+    print(
+        f"  router {calls['router_calls_per_step_alone']} per chunk-step + 1 per chunk + 1 per video"
+        f" (goal <= 5); {calls['router_calls_per_chunk_step']} averaged here   {calls['router_calls']}"
+    )
     print(f"  job    {calls['job_calls_per_chunk_step']}   {calls['job_calls']}")
     print(f"split of a {ns.seconds:.0f} s 640x360 clip into 10 s chunks (best of {ns.rounds}):")
-    print(f"  ours {split['ours_s']} s, ffmpeg -c copy -f segment {split['ffmpeg_s']} s"
-          f" -> {split['speed_vs_ffmpeg']}x ffmpeg's speed (goal >= 0.8)")  # fmt: skip
-    print(f"  frames: source {split['source_frames']}, ours {split['our_frames']} in {split['our_chunks']} chunks,"
-          f" ffmpeg {split['ffmpeg_frames']} in {split['ffmpeg_chunks']} chunks;"
-          f" conserved: {split['frames_conserved']}")  # fmt: skip
+    print(
+        f"  ours {split['ours_s']} s, ffmpeg -c copy -f segment {split['ffmpeg_s']} s"
+        f" -> {split['speed_vs_ffmpeg']}x ffmpeg's speed (goal >= 0.8)"
+    )
+    print(
+        f"  frames: source {split['source_frames']}, ours {split['our_frames']} in {split['our_chunks']} chunks,"
+        f" ffmpeg {split['ffmpeg_frames']} in {split['ffmpeg_chunks']} chunks;"
+        f" conserved: {split['frames_conserved']}"
+    )
 
 
 if __name__ == "__main__":

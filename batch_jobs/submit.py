@@ -87,8 +87,17 @@ def upload_chunks(
     return items
 
 
-def _video(video_id: str, name: str, source: str, config: StackConfig, state: str, info: SourceInfo | None,
-           chunks: int, options: Mapping[str, Any], size: int) -> VideoItem:  # fmt: skip
+def _video(
+    video_id: str,
+    name: str,
+    source: str,
+    config: StackConfig,
+    state: str,
+    info: SourceInfo | None,
+    chunks: int,
+    options: Mapping[str, Any],
+    size: int,
+) -> VideoItem:
     return VideoItem(
         video_id=video_id,
         name=name,
@@ -118,8 +127,9 @@ def submit_file(
     info, chunks = split_video(path, work_dir, chunk_seconds)
     video_id = new_video_id(path.name)
     items = upload_chunks(s3, store, config, video_id, chunks, options or {}, on_bytes, write_items=False)
-    video = _video(video_id, path.name, str(path.resolve()), config, schema.RUNNING, info, len(chunks), options or {},
-                   info.size)  # fmt: skip
+    video = _video(
+        video_id, path.name, str(path.resolve()), config, schema.RUNNING, info, len(chunks), options or {}, info.size
+    )
     store.put_video(video)
     for item in items:
         store.put_chunk(item)

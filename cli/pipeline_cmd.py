@@ -45,13 +45,29 @@ def _options(every: int | None, fps: float | None) -> dict[str, Any]:
 
 
 def _submit_one(stack: Stack, video: Path, chunk_seconds: float, options: dict[str, Any], quiet: bool) -> Submitted:
-    with tempfile.TemporaryDirectory(prefix="derby-split-") as tmp, Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=err_console, disable=quiet, transient=True,
-    ) as progress:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="derby-split-") as tmp,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err_console,
+            disable=quiet,
+            transient=True,
+        ) as progress,
+    ):
         task = progress.add_task(f"upload {video.name}", total=video.stat().st_size if video.is_file() else None)
-        return submit_file(stack.s3, stack.store, stack.config, video, Path(tmp), chunk_seconds, options,
-                           on_bytes=lambda n: progress.advance(task, n))  # fmt: skip
+        return submit_file(
+            stack.s3,
+            stack.store,
+            stack.config,
+            video,
+            Path(tmp),
+            chunk_seconds,
+            options,
+            on_bytes=lambda n: progress.advance(task, n),
+        )
 
 
 def submit(
@@ -104,8 +120,15 @@ def _wait(stack: Stack, video_ids: list[str], quiet: bool) -> None:
 def _videos_table(videos: list[VideoItem]) -> Table:
     table = Table("video", "name", "state", "chunks", "done", "failed", "created")
     for v in sorted(videos, key=lambda v: v.created_at):
-        table.add_row(v.video_id, v.name, v.state, str(v.chunk_count), str(len(v.chunks_done)),
-                      str(len(v.chunks_failed)), v.created_at)  # fmt: skip
+        table.add_row(
+            v.video_id,
+            v.name,
+            v.state,
+            str(v.chunk_count),
+            str(len(v.chunks_done)),
+            str(len(v.chunks_failed)),
+            v.created_at,
+        )
     return table
 
 
@@ -263,8 +286,11 @@ def retry(
 ) -> None:
     """Run failed steps again (a new attempt); steps that did not fail are left alone."""
     changed = control.retry(open_stack(stack_name).store, video_id, chunk)
-    console.print(f"retrying {len(changed.chunks)} chunk(s): {list(changed.chunks)}" if changed.chunks else
-                  "nothing to retry: no failed step")  # fmt: skip
+    console.print(
+        f"retrying {len(changed.chunks)} chunk(s): {list(changed.chunks)}"
+        if changed.chunks
+        else "nothing to retry: no failed step"
+    )
 
 
 def cancel(

@@ -34,8 +34,9 @@ def connect(session: Any, stack: str) -> Stack:
     def client(name: str) -> Any:
         return session.client(name, region_name=config.region)
 
-    return Stack(config, Store(client("dynamodb"), config.table), BatchClient(client("batch")), client("s3"),
-                 client("logs"))  # fmt: skip
+    return Stack(
+        config, Store(client("dynamodb"), config.table), BatchClient(client("batch")), client("s3"), client("logs")
+    )
 
 
 def open_stack(explicit: str | None = None) -> Stack:
