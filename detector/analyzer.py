@@ -135,10 +135,14 @@ class VideoAnalyzer:
         return PreparedFrame(frame.source, frame.index, frame.t, frame.rgb() if keep_rgb else None, grid, inputs)
 
     def infer(self, batch: list[PreparedFrame]) -> list[Detections]:
-        """All detectors on a batch of prepared frames: one model call for every frame and tile of the batch."""
+        """All detectors on a batch of prepared frames. The person model gets `batch_size` images per call, frames or
+        tiles alike: on a CPU, calls of dozens of images (8 tiled frames are 56 images at 720p) run far slower per
+        image than calls of a few."""
         people: list[Detections] = [Detections.empty()] * len(batch)
         if self.human is not None:
-            found = self.human.detect(np.concatenate([p.inputs for p in batch if p.inputs is not None]))
+            inputs = np.concatenate([p.inputs for p in batch if p.inputs is not None])
+            size = self.options.batch_size  # images per model call: a batch of tiled frames is split up
+            found = [d for i in range(0, len(inputs), size) for d in self.human.detect(inputs[i : i + size])]
             start = 0
             for i, p in enumerate(batch):
                 assert p.grid is not None  # set whenever the human model runs
