@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from batch_jobs.errors import PipelineError
-
-
-def video_prefix(video_id: str) -> str:
-    return f"videos/{video_id}/"
-
-
-def source_key(video_id: str, file_name: str) -> str:
-    return f"videos/{video_id}/source/{PurePosixPath(file_name).name}"
 
 
 def chunk_key(video_id: str, index: int, ext: str) -> str:
