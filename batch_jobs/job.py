@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batch_jobs import layout
+from batch_jobs import control, layout
 from batch_jobs.actions import StepContext, action_for
+from batch_jobs.batch import BatchClient
 from batch_jobs.config import StackConfig, load_config, stack_name
-from batch_jobs.control import settle
 from batch_jobs.errors import PipelineError
 from batch_jobs.pipeline import step_index
 from batch_jobs.schema import ChunkItem, ResultRef, VideoItem
@@ -89,6 +89,7 @@ class Job:
 
     def __init__(self, args: JobArgs, env: JobEnv, session: Any) -> None:
         self.args, self.env = args, env
+        self.session = session
         self.ssm, self.s3 = session.client("ssm"), session.client("s3")
         self.dynamodb = session.client("dynamodb")
 
@@ -137,9 +138,11 @@ class Job:
             return EXIT_FAILED
         finished = store.finish_split(video_id, job_id, fields)
         if isinstance(finished, Conflict):
-            print("the video changed while splitting (cancelled?)", file=sys.stderr)
+            # Cancelled while splitting: the chunks written meanwhile must not walk.
+            control.cancel(store, BatchClient(self.session.client("batch")), video_id)
+            print(f"video {video_id} was cancelled while splitting; its chunks are cancelled", file=sys.stderr)
             return EXIT_FAILED
-        settle(store, VideoItem.from_item(finished))  # chunks that finished before the video was running
+        control.settle(store, VideoItem.from_item(finished))  # chunks that finished before the video was running
         print(f"done: split {video_id} into {fields['chunk_count']} chunks")
         return 0
 

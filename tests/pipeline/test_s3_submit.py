@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from batch_jobs import schema
+from batch_jobs import control, schema
 from batch_jobs.batch import BatchClient
 from batch_jobs.submit import submit_s3
 from router.drive import World, batch_event
@@ -56,3 +57,23 @@ def test_a_split_job_lost_before_running_fails_the_video(world: World, clip: Pat
 def world_batch(world: World):
 
     return BatchClient(world.session.client("batch"))
+
+
+def test_cancel_while_the_split_job_runs_cancels_its_chunks(world: World, clip: Path) -> None:
+    s3 = world.session.client("s3")
+    s3.upload_file(str(clip), world.config.bucket, "incoming/game.mp4")
+    uri = f"s3://{world.config.bucket}/incoming/game.mp4"
+    submitted = submit_s3(s3, world.store, world_batch(world), world.config, uri, chunk_seconds=3)
+    (split_job,) = world.jobs()
+
+    def cancel_once(**_: Any) -> None:  # the user cancels as the first chunk reaches S3
+        if world.store.get_video(submitted.video_id).state != schema.CANCELLED:
+            control.cancel(world.store, world_batch(world), submitted.video_id)
+
+    world.jobs_session.client("s3").meta.events.register("after-call.s3.PutObject", cancel_once)
+    assert world.run_job(split_job) == 1
+    world.pump()
+    chunks = world.store.chunks(submitted.video_id)
+    assert len(chunks) == 4 and all(c.cancelled and len(c.steps) == 1 for c in chunks)
+    assert [j["jobId"] for j in world.jobs()] == [split_job["jobId"]]
+    assert world.store.get_video(submitted.video_id).state == schema.CANCELLED
