@@ -80,8 +80,8 @@ class PreparedFrame:
     index: int
     t: float
     rgb: np.ndarray | None
-    grid: TileGrid | None
-    inputs: np.ndarray | None
+    grid: TileGrid
+    inputs: np.ndarray | None  # None when no person model runs
 
 
 def _batched(items: Iterator[PreparedFrame], size: int) -> Iterator[list[PreparedFrame]]:
@@ -128,10 +128,8 @@ class VideoAnalyzer:
 
     def prepare(self, frame: DecodedFrame, keep_rgb: bool) -> PreparedFrame:
         """Cut and resize the model inputs (runs in the decode thread)."""
-        grid = inputs = None
-        if self.human is not None:
-            grid = self.grid(frame.width, frame.height)
-            inputs = cut_tiles(frame, grid, self.human.input_size)
+        grid = self.grid(frame.width, frame.height)
+        inputs = cut_tiles(frame, grid, self.human.input_size) if self.human is not None else None
         return PreparedFrame(frame.source, frame.index, frame.t, frame.rgb() if keep_rgb else None, grid, inputs)
 
     def infer(self, batch: list[PreparedFrame]) -> list[Detections]:
@@ -145,7 +143,6 @@ class VideoAnalyzer:
             found = [d for i in range(0, len(inputs), size) for d in self.human.detect(inputs[i : i + size])]
             start = 0
             for i, p in enumerate(batch):
-                assert p.grid is not None  # set whenever the human model runs
                 tiles = len(p.grid.rects)
                 people[i] = merge_tiles(found[start : start + tiles], p.grid)
                 start += tiles
