@@ -25,7 +25,9 @@ Tiles = Annotated[
 TileOverlap = Annotated[
     float, typer.Option("--tile-overlap", help="Overlap of neighbouring tiles, fraction of a tile.")
 ]
-BatchSize = Annotated[int, typer.Option("--batch-size", help="Frames per model call.")]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", help="Frames per batch; images (frames or tiles) per model call.")
+]
 Detectors = Annotated[str, typer.Option("--detectors", help="Comma-separated: human, face.")]
 Model = Annotated[
     Path | None, typer.Option("--model", help="Person model: TF1 frozen graph (.pb) or TF2 SavedModel directory.")
@@ -57,7 +59,9 @@ def detect(
     batch_size: BatchSize = 8,
     model: Model = None,
     threshold: Threshold = 0.5,
-    face_mode: Annotated[str, typer.Option("--face-mode", help="people: faces inside person boxes; frame.")] = "people",
+    face_mode: Annotated[
+        str, typer.Option("--face-mode", help="people: search faces inside person boxes; frame: in the whole frame.")
+    ] = "people",
     as_json: AsJson = False,
 ) -> None:
     """Find people and faces in videos and images; write derby-batch/detections@1 JSON (see docs/detector.md)."""
