@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -12,15 +15,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.live import Live
 
+from batch_jobs import schema
 from batch_jobs.pipeline import load_pipeline
 from cli.local.errors import LocalStackError
 from cli.local.instance import find_running
 from cli.local.ledger import FINISHED, JobRecord, Ledger
-from cli.local.paths import LocalPaths
+from cli.local.paths import OUTPUT_ROOT, LocalPaths
 
 DEFAULT_PORT = 4599
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 local_app = typer.Typer(help="The embedded local stack: the whole pipeline on this machine, no AWS account.")
 
 
@@ -102,5 +108,52 @@ def status() -> None:
     )
 
 
+def demo(
+    seconds: Annotated[float, typer.Option(min=1, help="Length of the generated sample.")] = 6.0,
+    chunk_seconds: Annotated[float, typer.Option(min=0.5, help="Chunk length (a keyframe every chunk).")] = 2.0,
+    output: Annotated[Path, typer.Option(help="Where outputs go: <output>/<video id>/.")] = OUTPUT_ROOT,
+) -> None:
+    """Generate the sample clip, run it through the local stack and print what it found and where the outputs are."""
+    from batch_jobs.submit import submit_file
+    from cli.local.clips import DEMO_SAMPLE, sample_with_keyframes
+    from cli.local.outputs import Seen, write_outputs
+    from cli.local.runtime import LOCAL_STACK
+    from cli.pipeline_cmd import _chunks_table
+    from cli.stack import open_stack
+
+    started = time.monotonic()
+    spec = dataclasses.replace(DEMO_SAMPLE, seconds=seconds)
+    clip = output / "sample.mp4"
+    output.mkdir(parents=True, exist_ok=True)
+    truth = sample_with_keyframes(clip, spec, chunk_seconds)
+    out.print(f"sample: {clip} ({spec.width}x{spec.height}, {seconds:g} s, {spec.people} people; truth in {truth})")
+    stack = open_stack(LOCAL_STACK)
+    with tempfile.TemporaryDirectory(prefix="derby-split-") as tmp:
+        submitted = submit_file(stack.s3, stack.store, stack.config, clip, Path(tmp), chunk_seconds)
+    out.print(f"submitted {submitted.video_id}: {submitted.chunks} chunks, {submitted.frames} frames")
+    with Live(console=out, auto_refresh=False) as live:
+        while True:
+            video = stack.store.get_video(submitted.video_id)
+            live.update(_chunks_table(stack, video), refresh=True)
+            if video.state in schema.FINAL:
+                break
+            time.sleep(0.5)
+    out.line()
+    wall = time.monotonic() - started
+    if video.state != schema.DONE:
+        raise LocalStackError(f"the demo video ended {video.state}: {video.error or 'see the table above'}")
+    outputs = write_outputs(stack, submitted.video_id, output)
+    seen = Seen.of(json.loads(outputs.results.read_text()))
+    out.print(
+        f"people seen: up to {seen.most_people} at once ({seen.person_boxes} person and {seen.face_boxes} face boxes) "
+        f"in {seen.frames} frames; {seen.frames / wall:.1f} fps over {wall:.1f} s wall time"
+    )
+    out.print(f"outputs in {outputs.directory}/:")
+    for path in (outputs.results, outputs.plot, outputs.annotated):
+        if path is not None:
+            out.print(f"  {path}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(local_app, name="local")
+    app.command("demo")(demo)

@@ -8,6 +8,7 @@ upload, one job process per chunk-step (each importing TensorFlow) and the strea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import subprocess
 import sys
@@ -18,10 +19,9 @@ from pathlib import Path
 
 from batch_jobs import schema
 from batch_jobs.submit import submit_file
-from cli.local.clips import sample_with_keyframes
+from cli.local.clips import DEMO_SAMPLE, sample_with_keyframes
 from cli.local.paths import LocalPaths
 from cli.local.runtime import LocalSettings, LocalStack
-from detector.sample import SampleSpec
 
 GOAL = 1.2
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="derby-local-bench-") as tmp:
         work = Path(tmp)
         clip = work / "sample.mp4"
-        spec = SampleSpec(seconds=args.seconds)
+        spec = dataclasses.replace(DEMO_SAMPLE, seconds=args.seconds)
         sample_with_keyframes(clip, spec, args.chunk_seconds)
         print(f"sample: {spec.width}x{spec.height}, {args.seconds:g} s at {spec.fps} fps, keyframe every "
               f"{args.chunk_seconds:g} s", flush=True)  # fmt: skip

@@ -12,6 +12,9 @@ import av
 
 from detector.sample import SampleSpec, write_sample
 
+# The demo's and the bench's sample: people 25-38% of a 960x540 frame (2x2 tiles), a few seconds at 25 fps.
+DEMO_SAMPLE = SampleSpec(960, 540)
+
 
 def sample_with_keyframes(out: Path, spec: SampleSpec, keyframe_seconds: float = 1.0) -> Path:
     """Write `out` and `<stem>.gt.json` (the sample's ground truth); returns the ground truth's path."""

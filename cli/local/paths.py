@@ -8,6 +8,7 @@ from pathlib import Path
 
 DATA_DIR_ENV = "DERBY_BATCH_LOCAL_DIR"
 DEFAULT_DATA_DIR = Path(".derby-batch/local")
+OUTPUT_ROOT = Path("derby-output")  # results of local runs: <root>/<video id>/
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from cli.local.paths import LocalPaths
 from cli.local.runtime import LOCAL_STACK, LocalSettings, LocalStack, point_process_at
 
 Announce = Callable[[str], None]
+_started_here: LocalStack | None = None
 IDLE_SETTLE_SECONDS = 0.5  # a few poll rounds of the stream poller (0.1 s) and the executor (0.2 s)
 
 
@@ -63,7 +64,14 @@ def local_or_deployed(explicit: str | None, announce: Announce = say) -> str:
 
 
 def use_local_stack(paths: LocalPaths, announce: Announce = say) -> LocalStack | None:
-    """Point this process at a running `local up`, or start the local stack here; returns the stack started here."""
+    """Point this process at a running `local up`, or start the local stack here; returns the stack started here.
+
+    A second call in the same process (a command that opens the stack twice) uses the stack the first one started.
+    """
+    global _started_here
+    if _started_here is not None and _started_here.paths == paths.ensure():
+        point_process_at(_started_here.endpoint)
+        return _started_here
     running = find_running(paths)
     if running is not None:
         point_process_at(running.endpoint)
@@ -71,6 +79,7 @@ def use_local_stack(paths: LocalPaths, announce: Announce = say) -> LocalStack |
         return None
     stack = LocalStack(LocalSettings(paths), log=announce)
     stack.start()
+    _started_here = stack
     announce(f"no deployed stack configured: running the local stack in this process (state in {paths.root})")
     _InProcess(stack, announce).install()
     return stack

@@ -1,18 +1,16 @@
 """A command that finds no deployed stack and no `local up` runs the local stack in its own process: it finishes the
 work it started before exiting, leaves its state for the next command, and on Ctrl-C stops at once, leaving nothing
-running, with the next command resuming the video. The commands here are the few lines the CLI's stack opener runs
-(`local_or_deployed`), then what `submit` and `status` do with the stack."""
+running, with the next command resuming the video."""
 
 from __future__ import annotations
 
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import LocalEnv
+from conftest import CLI, LocalEnv
 
 from cli.local.clips import sample_with_keyframes
 from cli.local.files import read_json
@@ -23,35 +21,16 @@ PROBE_STEPS = [
     {"name": "probe", "action": "probe"},
     {"name": "summarize", "action": "summarize"},
 ]
-COMMAND = """
-import sys
-from pathlib import Path
-import boto3
-from batch_jobs.config import load_config
-from batch_jobs.store import Store
-from batch_jobs.submit import submit_file
-from cli.local.session import local_or_deployed
-
-stack = local_or_deployed(None)
-session = boto3.Session()
-config = load_config(session.client("ssm"), stack)
-store = Store(session.client("dynamodb"), config.table)
-if sys.argv[1] == "submit":
-    print(submit_file(session.client("s3"), store, config, Path(sys.argv[2]), Path(sys.argv[3]), 1.0).video_id)
-else:
-    print(store.get_video(sys.argv[2]).state)
-"""
 
 
 def command(local: LocalEnv, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", COMMAND, *args],
-        cwd=local.root,
-        env=local.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [CLI, *args], cwd=local.root, env=local.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+def video_state(local: LocalEnv, video_id: str) -> str:
+    return str(json.loads(local.run("status", video_id, "--json").stdout)["video"]["state"])
 
 
 def probe_pipeline_saved(local: LocalEnv, tmp_path: Path) -> Path:
@@ -64,30 +43,27 @@ def probe_pipeline_saved(local: LocalEnv, tmp_path: Path) -> Path:
     return clip
 
 
-def test_a_command_finishes_its_work_before_exit_and_the_next_one_sees_it(local: LocalEnv, tmp_path: Path) -> None:
+def test_submit_finishes_its_work_before_exit_and_status_sees_it_later(local: LocalEnv, tmp_path: Path) -> None:
     clip = probe_pipeline_saved(local, tmp_path)
-    out, err = command(local, "submit", str(clip), str(tmp_path / "split")).communicate(timeout=180)
-    assert "no deployed stack configured: running the local stack in this process" in err
-    video_id = out.strip()
-    out, err = command(local, "status", video_id).communicate(timeout=60)
-    assert out.strip() == "done", err
+    submitted = local.run("submit", str(clip), "--chunk-seconds", "1", "--json", timeout=180)
+    assert "no deployed stack configured: running the local stack in this process" in submitted.stderr
+    video_id = json.loads(submitted.stdout)["video_id"]
+    assert video_state(local, video_id) == "done"
 
 
 def test_ctrl_c_stops_a_command_at_once_and_the_next_one_resumes(local: LocalEnv, tmp_path: Path) -> None:
     clip = probe_pipeline_saved(local, tmp_path)
-    submit = command(local, "submit", str(clip), str(tmp_path / "split"))
+    submit = command(local, "submit", str(clip), "--chunk-seconds", "1", "--wait", "--json")
     deadline = time.monotonic() + 60
     while not any(read_json(p)["status"] == "RUNNING" for p in (local.data_dir / "jobs").glob("*.json")):
         assert time.monotonic() < deadline and submit.poll() is None, "no job started"
         time.sleep(0.05)
     started = time.monotonic()
     submit.send_signal(signal.SIGINT)
-    out, _ = submit.communicate(timeout=30)
+    submit.communicate(timeout=30)
     assert time.monotonic() - started < 10, "Ctrl-C must not wait for the video"
-    video_id = out.strip()
-
-    resumed = command(local, "status", video_id)
-    _, err = resumed.communicate(timeout=180)
-    assert "waiting for the local jobs this command started" in err
-    out, err = command(local, "status", video_id).communicate(timeout=60)
-    assert out.strip() == "done", err
+    assert submit.returncode != 0
+    resumed = local.run("status", "--json", timeout=180)
+    assert "waiting for the local jobs this command started" in resumed.stderr
+    (video,) = json.loads(resumed.stdout)
+    assert video_state(local, video["video_id"]) == "done"

@@ -1,0 +1,76 @@
+"""The pipeline commands against a running `derby-batch local up`: a job process killed mid-run ends `failed` with a
+reason, `derby-batch retry` completes the chunk, and `derby-batch logs` shows both attempts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import LocalEnv
+
+from cli.local.clips import sample_with_keyframes
+from cli.local.files import read_json
+from detector.sample import SampleSpec
+
+PROBE_STEPS = [
+    {"name": "timesplit", "action": "split"},
+    {"name": "probe", "action": "probe"},
+    {"name": "summarize", "action": "summarize"},
+]
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def just_started(local: LocalEnv) -> dict[str, Any] | None:
+    """A job that started under 0.3 s ago: its process is still importing, far from its end."""
+    now = time.time() * 1000
+    for path in (local.data_dir / "jobs").glob("*.json"):
+        job = read_json(path)
+        if job["status"] == "RUNNING" and job["pid"] and now - job["started_at"] < 300:
+            return dict(job)
+    return None
+
+
+def status(local: LocalEnv, video_id: str) -> dict[str, Any]:
+    return dict(json.loads(local.run("status", video_id, "--json").stdout))
+
+
+def test_a_killed_job_fails_with_a_reason_and_retry_completes_it(local: LocalEnv, tmp_path: Path) -> None:
+    pipeline, clip = tmp_path / "probe.json", tmp_path / "clip.mp4"
+    pipeline.write_text(json.dumps(PROBE_STEPS))
+    sample_with_keyframes(clip, SampleSpec(320, 180, seconds=3.0, fps=10, people=1))
+    up = local.up("--pipeline", str(pipeline), "--workers", "1")
+
+    submitted = local.run("submit", str(clip), "--chunk-seconds", "1", "--json")
+    assert f"using the local stack at {up.endpoint}" in submitted.stderr
+    video_id = json.loads(submitted.stdout)["video_id"]
+    job = wait_until(lambda: just_started(local), "a job that just started")
+    os.kill(job["pid"], signal.SIGKILL)
+    chunk, step = int(job["parameters"]["chunk"]), job["parameters"]["step"]
+    pos = [s["name"] for s in PROBE_STEPS].index(step)
+
+    def failed_step() -> dict[str, Any] | None:
+        record = status(local, video_id)["chunks"][chunk]["steps"][pos]
+        return dict(record) if record["state"] == "failed" else None
+
+    record = wait_until(failed_step, "the killed job's step to fail")
+    assert record["error"] == f"job {job['job_id']} FAILED: Essential container in task exited, exit code 137"
+    wait_until(lambda: status(local, video_id)["video"]["state"] == "failed", "the video to fail")
+
+    assert f"retrying 1 chunk(s): [{chunk}]" in local.run("retry", video_id).stdout
+    wait_until(lambda: status(local, video_id)["video"]["state"] == "done", "the video done after retry")
+    assert status(local, video_id)["chunks"][chunk]["steps"][pos]["attempt"] == 2
+    logs = local.run("logs", video_id, "--chunk", str(chunk)).stdout
+    assert f"done: {step} of chunk {chunk}" in logs
+    up.stop()
