@@ -7,6 +7,8 @@ from typing import Any
 
 BATCH_SOURCE = "aws.batch"
 DETAIL_TYPE = "Batch Job State Change"
+SCHEDULED_SOURCE = "aws.events"
+SCHEDULED_DETAIL_TYPE = "Scheduled Event"
 FINISHED = frozenset({"SUCCEEDED", "FAILED"})
 
 
@@ -25,6 +27,15 @@ class JobStateChange:
 
 def is_batch_event(event: Any) -> bool:
     return isinstance(event, dict) and event.get("source") == BATCH_SOURCE and event.get("detail-type") == DETAIL_TYPE
+
+
+def is_scheduled_event(event: Any) -> bool:
+    """The sweep's schedule: an EventBridge rule with a `rate(...)` expression."""
+    return (
+        isinstance(event, dict)
+        and event.get("source") == SCHEDULED_SOURCE
+        and event.get("detail-type") == SCHEDULED_DETAIL_TYPE
+    )
 
 
 def parse_job_state_change(event: dict[str, Any]) -> JobStateChange | None:

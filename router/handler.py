@@ -1,14 +1,16 @@
-"""The router Lambda: DynamoDB stream batches of chunk items, and EventBridge Batch job state changes.
+"""The router Lambda: DynamoDB stream batches of chunk items, EventBridge Batch job state changes, and a schedule.
 
 Stream batches go through Powertools' `BatchProcessor` with partial batch responses (`ReportBatchItemFailures`):
 each record is handled alone, a failing one is reported by sequence number and retried without blocking the others.
 Items that can never be processed are recorded as errors, not raised, so they do not retry forever.
+A scheduled EventBridge event runs the sweep, which repairs what a lost record or event left behind.
 The router never imports TensorFlow or the detector (it ships as a small zip).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from typing import Any
 
 import boto3
@@ -21,7 +23,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from batch_jobs.config import stack_name
 from batch_jobs.schema import is_chunk_item
 from router.core import Router
-from router.events import is_batch_event, parse_job_state_change
+from router.events import is_batch_event, is_scheduled_event, parse_job_state_change
+from router.sweep import sweep
 
 _router: Router | None = None
 
@@ -55,6 +58,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if change is not None:
             get_router().on_job_state_change(change)
         return {}
+    if is_scheduled_event(event):
+        return asdict(sweep(get_router()))
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
     return dict(
         process_partial_response(event=event, record_handler=_record_handler, processor=processor, context=context)

@@ -33,3 +33,22 @@ def test_sweep_finishes_a_walk_whose_records_and_events_were_lost(world: World, 
     states = Counter(c.last.state for c in world.store.chunks(submitted.video_id))
     assert states == Counter({schema.DONE: 1, schema.FAILED: 1})
     assert sweep(handler.get_router()) == type(report)(2, 0, 0, 0)  # nothing left to repair
+
+
+def test_the_scheduled_event_runs_the_sweep(world: World, clip: Path, tmp_path: Path) -> None:
+    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    world.read_stream()  # the records expire unseen: only the schedule can move the chunks on
+    event = {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-28T12:00:00Z",
+        "region": world.config.region,
+        "resources": [f"arn:aws:events:{world.config.region}:123456789012:rule/{world.config.stack}-sweep"],
+        "detail": {},
+    }
+    assert handler.lambda_handler(event, None) == {"chunks": 2, "submitted": 0, "claimed": 2, "ended": 0}
+    claims = [(c.last.step, c.last.state, c.last.job_id) for c in world.store.chunks(submitted.video_id)]
+    assert claims == [("probe", schema.SUBMITTED, None)] * 2
