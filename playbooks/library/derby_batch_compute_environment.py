@@ -265,12 +265,9 @@ def ensure_present(module, client):
         after = {"name": name, "state": state, "compute_resources": dict(settings, **sizing)}
         if module.check_mode:
             module.exit_json(changed=True, compute_environment=after, deleted=[], diff={"before": {}, "after": after})
-        resources = {k: v for k, v in settings.items() if k != "ec2Configuration"}
-        resources.update(sizing)
+        resources = dict(settings, **sizing)
         if params["type"] in EC2_TYPES:
-            resources["desiredvCpus"] = params["min_vcpus"]
-            if params["image_type"]:
-                resources["ec2Configuration"] = [{"imageType": params["image_type"]}]
+            resources["desiredvCpus"] = params["min_vcpus"]  # start at the floor (0): nothing runs until a job comes
         request = {
             "computeEnvironmentName": name,
             "type": "MANAGED",

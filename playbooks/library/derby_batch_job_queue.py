@@ -116,8 +116,8 @@ def describe(client, name):
     return queues[0] if queues else None
 
 
-def resolve_arns(module, client, names):
-    """ARNs of compute environments given by name or ARN, failing on unknown ones."""
+def resolve_arns(module, client, names, strict=True):
+    """ARNs of compute environments given by name or ARN; unknown ones fail, or are kept as given when not strict."""
     if not names:
         return []
     found = client.describe_compute_environments(computeEnvironments=list(names), aws_retry=True)
@@ -128,6 +128,8 @@ def resolve_arns(module, client, names):
         by_key[env["computeEnvironmentArn"]] = env["computeEnvironmentArn"]
         by_key[env["computeEnvironmentName"].rsplit("/", 1)[-1]] = env["computeEnvironmentArn"]
     missing = [n for n in names if n not in by_key and n.rsplit("/", 1)[-1] not in by_key]
+    if missing and not strict:
+        return [by_key.get(n) or by_key.get(n.rsplit("/", 1)[-1]) or n for n in names]
     if missing:
         if module.check_mode:
             return list(names)  # created earlier in this check run; cannot be resolved yet
@@ -206,7 +208,7 @@ def ensure_present(module, client):
         module.exit_json(changed=True, job_queue=summary(queue) or after, diff={"before": {}, "after": after})
 
     current_order = sorted(queue.get("computeEnvironmentOrder", []), key=lambda e: e["order"])
-    current_arns = resolve_arns(module, client, [e["computeEnvironment"] for e in current_order]) if current_order else []
+    current_arns = resolve_arns(module, client, [e["computeEnvironment"] for e in current_order], strict=False)
     before = {"name": name, "state": queue.get("state"), "priority": queue.get("priority"),
               "compute_environments": current_arns,
               "job_state_time_limit_actions": normalized_limits(queue.get("jobStateTimeLimitActions"))}
