@@ -7,6 +7,7 @@ turns the errors a user can act on into one line on stderr and exit code 1 (neve
 from __future__ import annotations
 
 import sys
+from functools import cache
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,6 +30,7 @@ class UserError(Exception):
     """A problem the user can fix (bad option, missing stack): printed as one line, exit code 1."""
 
 
+@cache
 def _register() -> None:
     from cli import detect_cmd, local_cmd, pipeline_cmd
 
@@ -40,10 +42,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run one command (`argv`, default `sys.argv[1:]`) and exit with its status."""
     _register()
     try:
-        app()
+        app(args=argv)
     except (UserError, DetectorError, PipelineError, ClientError, BotoCoreError) as exc:
         err_console.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
         sys.exit(1)

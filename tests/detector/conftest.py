@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
+from detector_clips import VFR_TIMES_MS, Clip, CliResult
 
-from cli import detect_cmd
-from detector.errors import DetectorError
+from cli.app import main
 from detector.sample import SampleSpec, write_sample
-
-sys.path.insert(0, str(Path(__file__).parent))  # detector_metrics
-
-
-@dataclass(frozen=True)
-class Clip:
-    video: Path
-    truth: Path
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +41,6 @@ def small_clip(clips: Path) -> Clip:
     return Clip(video, write_sample(video, SampleSpec(480, 270, seconds=1.0, people=2, seed=3)))
 
 
-VFR_TIMES_MS = [0, 40, 80, 200, 240, 500, 533, 566, 1000, 1100]
-
-
 @pytest.fixture(scope="session")
 def vfr_clip(clips: Path) -> Path:
     """An H.264 clip whose frames are unevenly spaced (VFR_TIMES_MS)."""
@@ -75,26 +60,16 @@ def vfr_clip(clips: Path) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class CliResult:
-    exit_code: int
-    stdout: str
-    error: str  # the one line cli/app.py prints for a DetectorError, else ""
-
-
-@pytest.fixture(scope="session")
-def run_cli() -> Callable[..., CliResult]:
-    """The detect/sample/bench commands on a fresh Typer app, with cli/app.py's handling of DetectorError."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-    detect_cmd.register(app)
-    runner = CliRunner()
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """`derby-batch ARGS...` in this process (the models stay loaded), through the real entry point."""
 
     def run(*args: str) -> CliResult:
-        result = runner.invoke(app, [str(a) for a in args])
-        if isinstance(result.exception, DetectorError):
-            return CliResult(1, result.stdout, " ".join(str(result.exception).split()))
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return CliResult(result.exit_code, result.stdout, "")
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        code = exited.value.code
+        return CliResult(code if isinstance(code, int) else (0 if code is None else 1), out, err.strip())
 
     return run

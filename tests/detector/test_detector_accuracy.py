@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Clip
+from detector_clips import Clip
 from detector_metrics import score
 
 from detector.analyzer import AnalyzeOptions, analyze

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import Clip, CliResult
+from detector_clips import Clip, CliResult
 from detector_metrics import score
 
 from detector.output import read_detections

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import Clip, CliResult
+from detector_clips import Clip, CliResult
 
 pytestmark = pytest.mark.slow
 

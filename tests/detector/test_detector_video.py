@@ -9,7 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import VFR_TIMES_MS, Clip
+from detector_clips import VFR_TIMES_MS, Clip
 from detector_metrics import score
 
 from detector.analyzer import AnalyzeOptions, analyze
