@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from playbook_harness import ROUTER_ZIP, MotoServer, PlaybookRun, Recorder, Request, run_playbook
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """The first deploy of the session: its run and every request it sent."""
-
-    run: PlaybookRun
-    requests: list[Request]
+from playbook_harness import ROUTER_ZIP, Deployment, MotoServer, Recorder, run_playbook
 
 
 @pytest.fixture(scope="session")

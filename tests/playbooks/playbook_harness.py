@@ -167,6 +167,14 @@ class PlaybookRun:
         raise KeyError(f"no task {task_name!r} in the run; tasks: {[n for n, _ in self.tasks()]}")
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """The first deploy of the session: its run and every request it sent."""
+
+    run: PlaybookRun
+    requests: list[Request]
+
+
 def playbook_env(endpoint: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
     env.update(

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import Deployment
-from playbook_harness import REGION, REPO, ROUTER_ZIP, STACK, Recorder, Request, client, run_playbook
+from playbook_harness import REGION, REPO, ROUTER_ZIP, STACK, Deployment, Recorder, Request, client, run_playbook
 
 from batch_jobs.config import default_config, load_config
 from batch_jobs.pipeline import load_pipeline
@@ -343,15 +342,19 @@ def test_job_state_events_of_the_stack_queues_reach_the_router(endpoint: str, de
     assert pattern["source"] == ["aws.batch"]
     assert pattern["detail-type"] == ["Batch Job State Change"]
     assert set(pattern["detail"]["jobQueue"]) == queue_arns
+    assert sorted(pattern["detail"]["status"]) == ["FAILED", "SUCCEEDED"]  # the only ones the router acts on
     function_arn = client(endpoint, "lambda").get_function(FunctionName=f"{STACK}-router")["Configuration"][
         "FunctionArn"
     ]
     targets = events.list_targets_by_rule(Rule=f"{STACK}-batch-job-state")["Targets"]
     assert [t["Arn"] for t in targets] == [function_arn]
+    sweep = events.describe_rule(Name=f"{STACK}-sweep")
+    assert sweep["ScheduleExpression"] == "rate(15 minutes)"
+    assert [t["Arn"] for t in events.list_targets_by_rule(Rule=f"{STACK}-sweep")["Targets"]] == [function_arn]
     policy = json.loads(client(endpoint, "lambda").get_policy(FunctionName=f"{STACK}-router")["Policy"])
-    (statement,) = policy["Statement"]
-    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == rule["Arn"]
+    sources = {s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in policy["Statement"]}
+    assert sources == {rule["Arn"], sweep["Arn"]}
+    assert {s["Principal"]["Service"] for s in policy["Statement"]} == {"events.amazonaws.com"}
 
 
 def test_stack_config_names_the_deployed_resources(endpoint: str, deployment: Deployment) -> None:

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import Deployment
-from playbook_harness import REGION, STACK, client, run_playbook
+from playbook_harness import REGION, STACK, Deployment, client, run_playbook
 
 
 def leftovers(endpoint: str) -> dict[str, Any]:
