@@ -24,7 +24,9 @@ from cli.local.job_logs import JobLog
 from cli.local.ledger import FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, JobRecord, Ledger
 from cli.local.paths import LocalPaths
 
-POLL_SECONDS = 0.2
+# Jobs come from the router in this process, which kicks discovery at once; the poll finds the others (`submit
+# s3://` submits its split job from the CLI) and checks for TerminateJob calls.
+POLL_SECONDS = 1.0
 # What AWS Batch reports when a container exits non-zero; the exit code is in attempts[].container.exitCode.
 EXITED_REASON = "Essential container in task exited"
 # A job the stack was running when it stopped: on AWS, the host went away under it.
@@ -123,6 +125,7 @@ class JobExecutor:
         self._started: set[str] = set()
         self._todo: dict[str, queue.Queue[str | None]] = {name: queue.Queue() for name in self._queues}
         self._stopping = threading.Event()
+        self._kicked = threading.Event()
         self._procs: dict[str, subprocess.Popen[str]] = {}
         self._procs_lock = threading.Lock()
         self._definitions: dict[str, dict[str, Any]] = {}
@@ -147,6 +150,7 @@ class JobExecutor:
     def stop(self) -> None:
         """Record every job moto holds, kill running job processes (they stay RUNNING, re-run on restart)."""
         self._stopping.set()
+        self._kicked.set()
         try:
             self.discover()
         finally:
@@ -159,6 +163,10 @@ class JobExecutor:
                     self._todo[q.name].put(None)
             for thread in self._threads:
                 thread.join(timeout=30)
+
+    def kick(self) -> None:
+        """Look for new jobs now (the router just ran and may have submitted some)."""
+        self._kicked.set()
 
     def busy(self) -> bool:
         """True while a job is queued or running: the stack is not idle yet."""
@@ -223,7 +231,11 @@ class JobExecutor:
                 kill_group(proc)
 
     def _discover_loop(self) -> None:
-        while not self._stopping.wait(POLL_SECONDS):
+        while not self._stopping.is_set():
+            self._kicked.wait(POLL_SECONDS)
+            self._kicked.clear()
+            if self._stopping.is_set():
+                return
             try:
                 self.discover()
                 self._terminate_requested()

@@ -37,7 +37,7 @@ from cli.local.stream_poller import StreamPoller
 LOCAL_STACK = "local"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-SNAPSHOT_SECONDS = 1.0
+SNAPSHOT_SECONDS = 2.0
 RESUME_WAIT_SECONDS = 10.0
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-stack-access-key", "AWS_SECRET_ACCESS_KEY": "local-stack-secret-key"}
 # GPU steps run on the CPU here, on purpose.
@@ -176,7 +176,10 @@ class LocalStack:
         from router.handler import lambda_handler
 
         with self._router_lock:
-            return lambda_handler(event, LambdaContext())
+            response = lambda_handler(event, LambdaContext())
+        if self.executor is not None:
+            self.executor.kick()
+        return response
 
     def _job_changed(self, record: JobRecord) -> None:
         """EventBridge delivery of a Batch job state change; retried like EventBridge does on a handler error."""
@@ -216,7 +219,10 @@ class LocalStack:
 
     def idle(self) -> bool:
         """No job queued or running and the stream poller has nothing left to deliver."""
-        return bool(self.poller and self.poller.idle() and self.executor and not self.executor.busy())
+        if not (self.poller and self.executor and self.poller.idle()):
+            return False
+        self.executor.discover()  # a job submitted from elsewhere is not in the ledger until discovered
+        return not self.executor.busy()
 
     def _snapshot_loop(self) -> None:
         while not self._stop.wait(SNAPSHOT_SECONDS):

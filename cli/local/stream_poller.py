@@ -19,7 +19,10 @@ from typing import Any
 from batch_jobs.schema import CHUNK_PREFIX
 
 Handler = Callable[[dict[str, Any]], Any]
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.1  # while records flow
+IDLE_POLL_SECONDS = 0.3  # after IDLE_AFTER_SECONDS without any: each poll is two requests to the server
+IDLE_AFTER_SECONDS = 3.0
+SHARDS_SECONDS = 5.0  # how often to look for new shards
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class StreamPoller:
         self.settings = settings or MappingSettings()
         self._on_records = on_records
         self._shards: dict[str, ShardState] = {}
+        self._shards_at = -SHARDS_SECONDS
+        self._last_records = time.monotonic()
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stream-poller", daemon=True)
@@ -99,7 +104,9 @@ class StreamPoller:
 
     def poll_once(self) -> int:
         """One pass over every shard: read new records, deliver what passes the filter. Returns records read."""
-        self._discover_shards()
+        if time.monotonic() - self._shards_at >= SHARDS_SECONDS:
+            self._discover_shards()
+            self._shards_at = time.monotonic()
         read = 0
         for state in self._shards.values():
             read += self._read(state)
@@ -124,6 +131,7 @@ class StreamPoller:
         state.iterator = response.get("NextShardIterator")
         records = response.get("Records", [])
         if records:
+            self._last_records = time.monotonic()
             self._idle.clear()  # before delivering: a handler call can take long, and the stack is not idle meanwhile
             if self._on_records:
                 self._on_records()
@@ -185,4 +193,5 @@ class StreamPoller:
             if not read and not failed and not any(s.pending for s in self._shards.values()):
                 self._idle.set()
             if not read:
-                self._stop.wait(POLL_SECONDS)
+                quiet = time.monotonic() - self._last_records > IDLE_AFTER_SECONDS
+                self._stop.wait(IDLE_POLL_SECONDS if quiet else POLL_SECONDS)
