@@ -38,7 +38,7 @@ def _job_line(record: JobRecord) -> None:
 @local_app.command("up")
 def up(
     workers: Annotated[int, typer.Option(min=1, help="CPU-queue jobs at once.")] = 2,
-    gpus: Annotated[int, typer.Option(min=1, help="GPU-queue jobs at once (each runs TensorFlow on all cores).")] = 1,
+    gpus: Annotated[int, typer.Option(min=1, help="GPU-queue jobs at once (a detect job keeps ~1 core busy).")] = 2,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = DEFAULT_PORT,
     pipeline: Annotated[
         Path | None,

@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=12.0, help="sample length")
     parser.add_argument("--chunk-seconds", type=float, default=4.0)
-    parser.add_argument("--workers", type=int, default=2, help="CPU-queue job slots")
-    parser.add_argument("--gpus", type=int, default=1, help="GPU-queue job slots")
+    parser.add_argument("--workers", type=int, default=LocalSettings.workers, help="CPU-queue job slots")
+    parser.add_argument("--gpus", type=int, default=LocalSettings.gpus, help="GPU-queue job slots")
     args = parser.parse_args(argv)
     detectors = "human,face"  # what the shipped pipeline's detect step runs
     with tempfile.TemporaryDirectory(prefix="derby-local-bench-") as tmp:

@@ -38,10 +38,7 @@ Terminations = Callable[[str], "str | None"]  # job id -> the reason of a Termin
 
 @dataclass(frozen=True)
 class ComputeQueue:
-    """A job queue and how many of its jobs run at once: the capacity of its compute environment.
-
-    The GPU queue defaults to one slot: each of its jobs runs TensorFlow on every core, as a job has a GPU to itself.
-    """
+    """A job queue and how many of its jobs run at once: the capacity of its compute environment."""
 
     name: str
     slots: int

@@ -51,7 +51,7 @@ class LocalSettings:
     paths: LocalPaths
     port: int = 0
     workers: int = 2  # CPU-queue jobs at once
-    gpus: int = 1  # GPU-queue jobs at once
+    gpus: int = 2  # GPU-queue jobs at once: on the CPU a detect job keeps about one core busy
     pipeline: Pipeline | None = None  # None: the one this data directory ran last, else the shipped one
     on_job: Callable[[JobRecord], None] | None = None
 
