@@ -56,26 +56,18 @@ class LocalSettings:
     on_job: Callable[[JobRecord], None] | None = None
 
 
-def client_environment(endpoint: str) -> dict[str, str]:
-    """The AWS settings that send every boto3 client of a process to the local stack."""
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "DERBY_BATCH_STACK": LOCAL_STACK,
-        **CREDENTIALS,
-    }
-
-
 def point_process_at(endpoint: str) -> None:
     """Send this process's boto3 clients (router, CLI) to `endpoint`; a profile or token would override the keys."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(name, None)
-    os.environ.update(client_environment(endpoint))
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint, AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION, DERBY_BATCH_STACK=LOCAL_STACK
+    )
+    os.environ.update(CREDENTIALS)
 
 
 class LocalStack:
-    """Start with `start()`, stop with `stop()` (or use as a context manager); `wait_idle` waits for quiet."""
+    """Start with `start()`, stop with `stop()`; `idle()` says whether work is left."""
 
     def __init__(self, settings: LocalSettings, log: Callable[[str], None] = lambda _: None) -> None:
         self.settings = settings
@@ -93,11 +85,10 @@ class LocalStack:
         self.snapshot: Snapshot | None = None
 
     def _pipeline(self, chosen: Pipeline | None) -> Pipeline:
-        saved = self.paths.pipeline
-        if chosen is None:
-            return load_pipeline(saved) if saved.exists() else load_pipeline()
-        write_json(saved, [step.to_json() for step in chosen])
-        return chosen
+        """The chosen pipeline (saved by `start`, under the lock), else the saved one, else the shipped one."""
+        if chosen is not None:
+            return chosen
+        return load_pipeline(self.paths.pipeline) if self.paths.pipeline.exists() else load_pipeline()
 
     @property
     def endpoint(self) -> str:
@@ -105,17 +96,12 @@ class LocalStack:
             raise RuntimeError("the local stack is not started")
         return self._server.endpoint
 
-    def __enter__(self) -> LocalStack:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> None:
         self._lock.acquire()
         try:
             self._server = MotoServer(self.settings.port)
+            if self.settings.pipeline is not None:
+                write_json(self.paths.pipeline, [step.to_json() for step in self.settings.pipeline])
             self._server.start()
             self._start_parts(self._server.endpoint)
         except BaseException:
