@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,14 @@ from detector.errors import DetectorError
 
 DEFAULT_INPUT_SIZE = (300, 300)
 _FETCHES = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+# Where an SSD graph of the API is cut for LiteRT: the normalized input, the box predictor's outputs (raw box
+# encodings, class logits), and the true image shapes the postprocessor reads.
+_NORMALIZED = "Preprocessor/sub:0"
+_PREDICTIONS = ("concat:0", "concat_1:0")
+_TRUE_SHAPES = "Preprocessor/map/TensorArrayStack_1/TensorArrayGatherV3:0"
+_SCALE, _OFFSET = "Preprocessor/mul/x", "Preprocessor/sub/y"
+RUNTIME_ENV = "DERBY_BATCH_PERSON_RUNTIME"  # "tensorflow" turns the LiteRT backbone off
+_MAX_PREDICTION_DIFF = 1e-3  # LiteRT vs TensorFlow on the check image (measured: about 5e-5)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class ODModel:
     path: Path
     run: Callable[[np.ndarray], RawDetections]
     input_size: tuple[int, int]
+    runtime: str = "tensorflow"  # "litert": input-sized images run the converted backbone (see _litert_backbone)
 
 
 def default_model_path() -> Path:
@@ -60,17 +70,27 @@ def _tensorflow() -> Any:
     return tf
 
 
+def load_od_model(path: Path, litert: bool | None = None) -> ODModel:
+    """Load once per process: a file is a frozen graph, a directory with saved_model.pb a SavedModel.
+
+    `litert`: run an SSD frozen graph's backbone in LiteRT (None: yes, unless the environment variable
+    DERBY_BATCH_PERSON_RUNTIME is "tensorflow"); SavedModels and graphs the cut does not fit always run in TensorFlow.
+    """
+    if litert is None:
+        litert = os.environ.get(RUNTIME_ENV, "").lower() != "tensorflow"
+    return _load_od_model(path, litert)
+
+
 @functools.lru_cache(maxsize=4)
-def load_od_model(path: Path) -> ODModel:
-    """Load once per process: a file is a frozen graph, a directory with saved_model.pb a SavedModel."""
+def _load_od_model(path: Path, litert: bool) -> ODModel:
     if not path.exists():
         raise DetectorError(f"model not found: {path}")
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return _load_saved_model(path)
     if path.is_dir() and (path / "frozen_inference_graph.pb").is_file():
-        return _load_frozen_graph(path / "frozen_inference_graph.pb")
+        return _load_frozen_graph(path / "frozen_inference_graph.pb", litert)
     if path.is_file():
-        return _load_frozen_graph(path)
+        return _load_frozen_graph(path, litert)
     raise DetectorError(f"not a TF Object Detection API model (no saved_model.pb or frozen graph): {path}")
 
 
@@ -84,7 +104,7 @@ def _resize_size(node_defs: Any, tf: Any) -> tuple[int, int] | None:
     return None
 
 
-def _load_frozen_graph(path: Path) -> ODModel:
+def _load_frozen_graph(path: Path, litert: bool) -> ODModel:
     tf = _tensorflow()
     graph_def = tf.compat.v1.GraphDef()
     try:
@@ -101,11 +121,96 @@ def _load_frozen_graph(path: Path) -> ODModel:
             f"not a TF Object Detection API graph (no image_tensor/detection_* tensors): {path}"
         ) from exc
 
-    def run(batch: np.ndarray) -> RawDetections:
+    def run_tf(batch: np.ndarray) -> RawDetections:
         boxes, scores, classes, counts = (t.numpy() for t in pruned(tf.constant(batch)))
         return RawDetections(boxes, scores, classes, counts)
 
-    return ODModel(path, run, _resize_size(graph_def.node, tf) or DEFAULT_INPUT_SIZE)
+    size = _resize_size(graph_def.node, tf) or DEFAULT_INPUT_SIZE
+    fast = _litert_backbone(wrapped, graph_def, size, tf) if litert else None
+    if fast is None:
+        return ODModel(path, run_tf, size)
+    width, height = size
+
+    def run(batch: np.ndarray) -> RawDetections:
+        if batch.shape[1:] == (height, width, 3) and batch.dtype == np.uint8:
+            return fast(batch)
+        return run_tf(batch)  # any other size: the whole graph, with its own resize
+
+    return ODModel(path, run, size, "litert")
+
+
+def _litert_backbone(
+    wrapped: Any, graph_def: Any, size: tuple[int, int], tf: Any
+) -> Callable[[np.ndarray], RawDetections] | None:
+    """For images already at the model's input size: the backbone and box predictor of an SSD graph, converted to
+    LiteRT (XNNPACK), then the graph's own postprocessing (box decoding, score conversion, NMS) in TensorFlow.
+
+    TensorFlow still loads the graph; only the convolutions run in LiteRT, about 1.5x less CPU per image than in
+    TensorFlow on this machine. None (the caller keeps the plain TensorFlow path) when the graph does not have the
+    SSD layout cut here, the conversion fails, or the converted part does not give the graph's own predictions.
+    """
+    constants = {n.name: n for n in graph_def.node if n.op == "Const" and n.name in (_SCALE, _OFFSET)}
+    if len(constants) != 2:
+        return None
+    scale, offset = (float(tf.make_ndarray(constants[name].attr["value"].tensor)) for name in (_SCALE, _OFFSET))
+    try:
+        backbone = wrapped.prune(feeds=_NORMALIZED, fetches=list(_PREDICTIONS))
+        postprocess = wrapped.prune(feeds=[*_PREDICTIONS, _TRUE_SHAPES], fetches=[f"{name}:0" for name in _FETCHES])
+    except (KeyError, ValueError):
+        return None
+    width, height = size
+
+    @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.uint8)])
+    def predict(images: Any) -> Any:
+        return backbone(tf.cast(images, tf.float32) * scale - offset)
+
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([predict.get_concrete_function()], predict)
+        interpreter = Interpreter(model_content=converter.convert(), num_threads=_threads())
+        interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, height, width, 3])
+        interpreter.allocate_tensors()
+    except Exception:  # any converter or runtime failure means: keep TensorFlow
+        return None
+    source = interpreter.get_input_details()[0]["index"]
+    # box encodings (1, anchors, 1, 4) and class logits (1, anchors, classes), told apart by rank
+    outputs = sorted(interpreter.get_output_details(), key=lambda d: -len(d["shape"]))
+    lock = threading.Lock()  # one interpreter: calls from several threads take turns
+
+    def predictions(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One image per invoke: XNNPACK spreads a single image over the cores, a batch it runs slower per image."""
+        parts: list[list[np.ndarray]] = [[], []]
+        with lock:
+            for image in batch:
+                interpreter.set_tensor(source, image[None])
+                interpreter.invoke()
+                for part, output in zip(parts, outputs, strict=True):
+                    part.append(interpreter.get_tensor(output["index"]))
+        return np.concatenate(parts[0]), np.concatenate(parts[1])
+
+    def run(batch: np.ndarray) -> RawDetections:
+        encodings, logits = predictions(batch)
+        shapes = np.tile(np.array([[height, width, 3]], np.int32), (len(batch), 1))
+        out = postprocess(tf.constant(encodings), tf.constant(logits), tf.constant(shapes))
+        return RawDetections(*(t.numpy() for t in out))
+
+    check = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
+    expected = [t.numpy() for t in predict(tf.constant(check))]
+    got = predictions(check)
+    pairs = zip(expected, got, strict=True)
+    if any(e.shape != g.shape or np.abs(e - g).max() > _MAX_PREDICTION_DIFF for e, g in pairs):
+        return None
+    return run
+
+
+def _threads() -> int:
+    """LiteRT threads: the cores this process may use (at most 4: one 300x300 image does not spread further)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def _load_saved_model(path: Path) -> ODModel:

@@ -2,7 +2,7 @@
 
 The thread also prepares each frame's model inputs (resize, tiles): the inference thread only batches and runs models.
 The queue bound keeps memory flat on videos of any length; an error in the thread reaches the consumer as itself.
-On two cores TensorFlow's worker threads leave gaps but stall when one of them is preempted, so the decode thread runs
+On two cores the model's worker threads leave gaps but stall when one of them is preempted, so the decode thread runs
 slightly nicer: it fills the gaps instead of taking a core from inference.
 """
 
