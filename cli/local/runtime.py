@@ -37,7 +37,7 @@ from cli.local.stream_poller import StreamPoller
 LOCAL_STACK = "local"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-SNAPSHOT_SECONDS = 2.0
+SNAPSHOT_SECONDS = 3.0
 RESUME_WAIT_SECONDS = 10.0
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-stack-access-key", "AWS_SECRET_ACCESS_KEY": "local-stack-secret-key"}
 # GPU steps run on the CPU here, on purpose.

@@ -24,10 +24,11 @@ from batch_jobs.config import DEFAULT_STACK, STACK_ENV, parameter_name, stack_na
 from cli.local.instance import find_running
 from cli.local.paths import LocalPaths
 from cli.local.runtime import LOCAL_STACK, LocalSettings, LocalStack, point_process_at
+from cli.local.stream_poller import IDLE_POLL_SECONDS
 
 Announce = Callable[[str], None]
 _started_here: LocalStack | None = None
-IDLE_SETTLE_SECONDS = 0.5  # a few poll rounds of the stream poller (0.1 s) and the executor (0.2 s)
+IDLE_SETTLE_SECONDS = IDLE_POLL_SECONDS + 0.3  # longer than the stream poller sleeps when quiet
 
 
 def say(line: str) -> None:

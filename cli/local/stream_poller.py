@@ -20,8 +20,8 @@ from batch_jobs.schema import CHUNK_PREFIX
 
 Handler = Callable[[dict[str, Any]], Any]
 POLL_SECONDS = 0.1  # while records flow
-IDLE_POLL_SECONDS = 0.3  # after IDLE_AFTER_SECONDS without any: each poll is two requests to the server
-IDLE_AFTER_SECONDS = 3.0
+IDLE_POLL_SECONDS = 0.5  # after IDLE_AFTER_SECONDS without any: each poll is a request the server answers
+IDLE_AFTER_SECONDS = 1.0
 SHARDS_SECONDS = 5.0  # how often to look for new shards
 
 
