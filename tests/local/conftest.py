@@ -9,15 +9,31 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cli.local.files import read_json
 
 CLI = str(Path(sys.executable).with_name("derby-batch"))
+# The TF-free test pipeline (the pipeline tests' `probe` action): fast, and it still decodes every frame.
+PROBE_STEPS = [
+    {"name": "timesplit", "action": "split"},
+    {"name": "probe", "action": "probe"},
+    {"name": "summarize", "action": "summarize"},
+]
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    """The predicate's first truthy value; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
 
 
 def free_port() -> int:

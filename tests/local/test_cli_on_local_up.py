@@ -7,29 +7,14 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import LocalEnv
+from conftest import PROBE_STEPS, LocalEnv, wait_until
 
 from cli.local.clips import sample_with_keyframes
 from cli.local.files import read_json
 from detector.sample import SampleSpec
-
-PROBE_STEPS = [
-    {"name": "timesplit", "action": "split"},
-    {"name": "probe", "action": "probe"},
-    {"name": "summarize", "action": "summarize"},
-]
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 def just_started(local: LocalEnv) -> dict[str, Any] | None:

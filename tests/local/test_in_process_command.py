@@ -10,17 +10,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import CLI, LocalEnv
+from conftest import CLI, PROBE_STEPS, LocalEnv
 
 from cli.local.clips import sample_with_keyframes
 from cli.local.files import read_json
 from detector.sample import SampleSpec
-
-PROBE_STEPS = [
-    {"name": "timesplit", "action": "split"},
-    {"name": "probe", "action": "probe"},
-    {"name": "summarize", "action": "summarize"},
-]
 
 
 def command(local: LocalEnv, *args: str) -> subprocess.Popen[str]:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-from conftest import LocalEnv, free_port
+from conftest import PROBE_STEPS, LocalEnv, free_port, wait_until
 
 from batch_jobs.config import StackConfig, load_config
 from batch_jobs.store import Store
@@ -21,12 +19,6 @@ from batch_jobs.submit import submit_file
 from cli.local.clips import sample_with_keyframes
 from cli.local.files import read_json
 from detector.sample import SampleSpec
-
-PROBE_STEPS = [
-    {"name": "timesplit", "action": "split"},
-    {"name": "probe", "action": "probe"},
-    {"name": "summarize", "action": "summarize"},
-]
 
 
 @dataclass
@@ -49,13 +41,6 @@ def open_local(endpoint: str) -> Client:
 
 def ledger(local: LocalEnv) -> list[dict[str, Any]]:
     return [read_json(path) for path in sorted((local.data_dir / "jobs").glob("*.json"))]
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_port_in_use_is_one_clean_line(local: LocalEnv) -> None:

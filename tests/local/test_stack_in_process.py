@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from conftest import PROBE_STEPS, wait_until
 
 from batch_jobs import schema
 from batch_jobs.pipeline import parse_pipeline, step_index
@@ -23,13 +24,7 @@ from cli.local.session import wait_idle
 from detector.sample import SampleSpec
 
 SMALL = SampleSpec(640, 360, seconds=3.0, fps=10, people=2)  # 3 chunks of 10 frames
-PROBE_PIPELINE = parse_pipeline(
-    [
-        {"name": "timesplit", "action": "split"},
-        {"name": "probe", "action": "probe"},
-        {"name": "summarize", "action": "summarize"},
-    ]
-)
+PROBE_PIPELINE = parse_pipeline(PROBE_STEPS)
 
 
 @pytest.fixture
@@ -64,16 +59,6 @@ def submit(stack: LocalStack, clip: Path, work: Path) -> str:
     return submit_file(session.client("s3"), stack.store, stack.config, clip, work, chunk_seconds=1.0).video_id
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 90, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def video_state(stack: LocalStack, video_id: str) -> str:
     return stack.store.get_video(video_id).state
 
@@ -101,7 +86,7 @@ def just_started(stack: LocalStack) -> JobRecord | None:
 def test_every_chunk_walks_to_done(make_stack: Callable[..., LocalStack], clip: Path, tmp_path: Path) -> None:
     stack = make_stack()
     video_id = submit(stack, clip, tmp_path / "work")
-    wait_for(lambda: video_state(stack, video_id) == schema.DONE, what="video done")
+    wait_until(lambda: video_state(stack, video_id) == schema.DONE, "video done")
     chunks = stack.store.chunks(video_id)
     assert [c.index for c in chunks] == [0, 1, 2]
     assert all([s.state for s in c.steps] == ["done"] * 3 for c in chunks)
@@ -118,14 +103,16 @@ def test_stop_mid_video_and_start_again_loses_and_duplicates_nothing(
     first = make_stack(workers=1)
     assert first.executor is not None
     video_id = submit(first, clip, tmp_path / "work")
-    wait_for(lambda: just_started(first) and any(r.status == "SUCCEEDED" for r in first.executor.ledger.all()),  # type: ignore[union-attr]
-             what="a finished job and one that just started")  # fmt: skip
+    wait_until(
+        lambda: just_started(first) and any(r.status == "SUCCEEDED" for r in first.executor.ledger.all()),  # type: ignore[union-attr]
+        "a finished job and one that just started",
+    )
     first.stop()
     interrupted = [r for r in first.executor.ledger.all() if r.status == "RUNNING"]
     assert interrupted, "the stop should catch a job mid-run"
 
     second = make_stack(workers=2)
-    wait_for(lambda: video_state(second, video_id) == schema.DONE, what="video done after restart")
+    wait_until(lambda: video_state(second, video_id) == schema.DONE, "video done after restart")
     assert wait_idle(second, timeout=30)
     chunks = second.store.chunks(video_id)
     assert [c.index for c in chunks] == [0, 1, 2]
