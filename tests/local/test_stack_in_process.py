@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import PROBE_STEPS, wait_until
+from conftest import PROBE_STEPS, processes_with, wait_until
 
 from batch_jobs import schema
 from batch_jobs.pipeline import parse_pipeline, step_index
@@ -52,6 +52,7 @@ def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
         stack.stop()
     os.environ.clear()
     os.environ.update(saved)
+    assert not processes_with(f"DERBY_BATCH_LOCAL_DIR={tmp_path / 'data'}"), "job processes left running"
 
 
 def submit(stack: LocalStack, clip: Path, work: Path) -> str:
