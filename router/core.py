@@ -56,8 +56,10 @@ class Router:
         elif _changed_to(old, pos, last.state):
             if last.state == schema.DONE and pos + 1 < len(self.config.pipeline):
                 self.store.claim_next(chunk, self.config.pipeline[pos + 1].name)
-            elif last.state in schema.FINAL:
-                self.finish_chunk(chunk.video_id, chunk.index, ok=last.state == schema.DONE)
+            elif last.state == schema.DONE:
+                self.finish_chunk(chunk.video_id, chunk.index, ok=True)
+            elif last.state in schema.FINAL and self._still(chunk, pos):
+                self.finish_chunk(chunk.video_id, chunk.index, ok=False)
 
     def submit(self, chunk: ChunkItem, pos: int) -> None:
         step, record = self.config.pipeline[pos], chunk.steps[pos]
@@ -75,6 +77,15 @@ class Router:
         if isinstance(recorded, Conflict) and _job_id_at(recorded.item, pos) not in (None, job_id):
             # Another job owns this attempt (a listing that lagged behind a submit): ours must not linger.
             self.batch.terminate(job_id, f"duplicate of job {_job_id_at(recorded.item, pos)}")
+
+    def _still(self, chunk: ChunkItem, pos: int) -> bool:
+        """Whether the chunk's step is still as this record shows it: `retry` may have reopened a failed step before
+        its record arrived, and counting that stale failure could settle the video `failed` while the retry runs."""
+        current = self.store.get_chunk(chunk.video_id, chunk.index)
+        return len(current.steps) == pos + 1 and (current.last.state, current.last.attempt) == (
+            chunk.last.state,
+            chunk.last.attempt,
+        )
 
     def finish_chunk(self, video_id: str, index: int, ok: bool) -> None:
         """Count the chunk as finished; the last one to finish settles the video's state."""

@@ -99,3 +99,20 @@ def test_cancel_terminates_jobs_and_stops_the_walk(world: World, clip: Path, tmp
         assert [s.state for s in chunk.steps] == [schema.DONE, schema.CANCELLED]
     assert world.store.get_video(submitted.video_id).state == schema.CANCELLED
     assert control.retry(world.store, submitted.video_id).chunks == ()
+
+
+def test_a_retry_faster_than_the_router_still_ends_done(world: World, clip: Path, tmp_path: Path) -> None:
+    """The failure's stream record reaches the router only after `retry` reopened the chunk: it must not count."""
+    submitted = _submit(world, clip, tmp_path)
+    job = _first_job(world, submitted.video_id, 0)
+    world.ran.add(job["jobId"])
+    world.pump()  # the other chunk finishes
+    world.send_event(batch_event(job, "FAILED", "Host EC2 (instance i-0abc) terminated.", 137))
+    failure = world.read_stream()  # the record of `failed`, not yet delivered
+    assert control.retry(world.store, submitted.video_id).chunks == (0,)
+    world.deliver(failure)  # stale: the chunk is on attempt 2 now
+    assert world.store.get_video(submitted.video_id).chunks_failed == set()
+    world.pump()
+    assert [s.state for s in world.store.get_chunk(submitted.video_id, 0).steps] == [schema.DONE] * 3
+    video = world.store.get_video(submitted.video_id)
+    assert (video.state, video.error) == (schema.DONE, None)
