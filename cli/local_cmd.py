@@ -118,7 +118,7 @@ def demo(
     from cli.local.clips import DEMO_SAMPLE, sample_with_keyframes
     from cli.local.outputs import Seen, write_outputs
     from cli.local.runtime import LOCAL_STACK
-    from cli.pipeline_cmd import _chunks_table
+    from cli.pipeline_cmd import chunks_table
     from cli.stack import open_stack
 
     started = time.monotonic()
@@ -134,7 +134,7 @@ def demo(
     with Live(console=out, auto_refresh=False) as live:
         while True:
             video = stack.store.get_video(submitted.video_id)
-            live.update(_chunks_table(stack, video), refresh=True)
+            live.update(chunks_table(stack, video), refresh=True)
             if video.state in schema.FINAL:
                 break
             time.sleep(0.5)

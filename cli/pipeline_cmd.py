@@ -96,6 +96,7 @@ def submit(
             console.print(f"{s.video_id}  {s.name}: {detail}")
     if wait:
         _wait(stack, [s.video_id for s in done], quiet=as_json)
+        _write_local_outputs(stack, [s.video_id for s in done], quiet=as_json)
     if as_json:
         rows = []
         for s in done:
@@ -115,6 +116,21 @@ def _wait(stack: Stack, video_ids: list[str], quiet: bool) -> None:
             time.sleep(WATCH_SECONDS)
     if not quiet:
         console.print(_videos_table(videos))
+
+
+def _write_local_outputs(stack: Stack, video_ids: list[str], quiet: bool) -> None:
+    """On the local stack, a finished video's outputs land in ./derby-output/<video id>/ (nothing to fetch from S3)."""
+    from cli.local.outputs import write_outputs
+    from cli.local.runtime import LOCAL_STACK
+
+    if stack.config.stack != LOCAL_STACK:
+        return
+    for video_id in video_ids:
+        if stack.store.get_video(video_id).state == schema.DONE:
+            outputs = write_outputs(stack, video_id)
+            if not quiet:
+                paths = ", ".join(str(p) for p in (outputs.results, outputs.plot, outputs.annotated) if p is not None)
+                err_console.print(f"outputs of {video_id}: {paths}", highlight=False)
 
 
 def _videos_table(videos: list[VideoItem]) -> Table:
@@ -140,7 +156,7 @@ def _duration(start: str | None, end: str | None) -> str:
     return f"{(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds():.1f}s"
 
 
-def _chunks_table(stack: Stack, video: VideoItem) -> Table:
+def chunks_table(stack: Stack, video: VideoItem) -> Table:
     table = Table(
         title=f"{video.video_id} ({video.name}): {video.state}" + (f" - {video.error}" if video.error else "")
     )
@@ -189,7 +205,7 @@ def status(
     def render() -> Table:
         if video_id is None:
             return _videos_table(list(stack.store.videos()))
-        return _chunks_table(stack, stack.store.get_video(video_id))
+        return chunks_table(stack, stack.store.get_video(video_id))
 
     if not watch:
         console.print(render())

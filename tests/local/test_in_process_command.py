@@ -61,3 +61,13 @@ def test_ctrl_c_stops_a_command_at_once_and_the_next_one_resumes(local: LocalEnv
     assert "waiting for the local jobs this command started" in resumed.stderr
     (video,) = json.loads(resumed.stdout)
     assert video_state(local, video["video_id"]) == "done"
+
+
+def test_submit_wait_writes_the_outputs_where_it_says(local: LocalEnv, tmp_path: Path) -> None:
+    clip = probe_pipeline_saved(local, tmp_path)
+    submitted = local.run("submit", str(clip), "--chunk-seconds", "1", "--wait", timeout=180)
+    video_id = submitted.stdout.split()[0]
+    results = local.root / "derby-output" / video_id / "results.json"
+    assert f"outputs of {video_id}: derby-output/{video_id}/results.json" in submitted.stderr
+    merged = json.loads(results.read_text())
+    assert merged["schema"] == "derby-batch/probe@1" and merged["frames"]  # the probe pipeline: no TensorFlow
