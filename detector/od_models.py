@@ -27,7 +27,7 @@ _NORMALIZED = "Preprocessor/sub:0"
 _PREDICTIONS = ("concat:0", "concat_1:0")
 _TRUE_SHAPES = "Preprocessor/map/TensorArrayStack_1/TensorArrayGatherV3:0"
 _SCALE, _OFFSET = "Preprocessor/mul/x", "Preprocessor/sub/y"
-RUNTIME_ENV = "DERBY_BATCH_PERSON_RUNTIME"  # "tensorflow" turns the LiteRT backbone off
+RUNTIME_ENV = "DERBY_BATCH_PERSON_RUNTIME"  # "tensorflow" or "litert"; default: LiteRT unless a GPU is visible
 _MAX_PREDICTION_DIFF = 1e-3  # LiteRT vs TensorFlow on the check image (measured: about 5e-5)
 
 
@@ -73,11 +73,14 @@ def _tensorflow() -> Any:
 def load_od_model(path: Path, litert: bool | None = None) -> ODModel:
     """Load once per process: a file is a frozen graph, a directory with saved_model.pb a SavedModel.
 
-    `litert`: run an SSD frozen graph's backbone in LiteRT (None: yes, unless the environment variable
-    DERBY_BATCH_PERSON_RUNTIME is "tensorflow"); SavedModels and graphs the cut does not fit always run in TensorFlow.
+    `litert`: run an SSD frozen graph's backbone in LiteRT on the CPU (None: when TensorFlow sees no GPU, since on a
+    GPU TensorFlow is the faster runtime; the environment variable DERBY_BATCH_PERSON_RUNTIME, "tensorflow" or
+    "litert", overrides). SavedModels and graphs the cut does not fit always run in TensorFlow.
     """
     if litert is None:
-        litert = os.environ.get(RUNTIME_ENV, "").lower() != "tensorflow"
+        choice = os.environ.get(RUNTIME_ENV, "").lower()
+        gpu = bool(_tensorflow().config.list_physical_devices("GPU"))
+        litert = choice == "litert" or (choice != "tensorflow" and not gpu)
     return _load_od_model(path, litert)
 
 

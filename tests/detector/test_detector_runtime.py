@@ -64,3 +64,14 @@ def test_other_input_sizes_run_the_whole_graph(sample_clip: Clip) -> None:
 def test_runtime_environment_variable_turns_litert_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DERBY_BATCH_PERSON_RUNTIME", "tensorflow")
     assert load_od_model(default_model_path()).runtime == "tensorflow"
+
+
+def test_litert_is_the_default_only_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU instance TensorFlow keeps the model (LiteRT's XNNPACK runs on the CPU only)."""
+    import tensorflow as tf
+
+    monkeypatch.delenv("DERBY_BATCH_PERSON_RUNTIME", raising=False)
+    expected = "tensorflow" if tf.config.list_physical_devices("GPU") else "litert"
+    assert load_od_model(default_model_path()).runtime == expected
+    monkeypatch.setenv("DERBY_BATCH_PERSON_RUNTIME", "litert")
+    assert load_od_model(default_model_path()).runtime == "litert"
