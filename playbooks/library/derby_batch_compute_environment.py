@@ -153,7 +153,7 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible.module_utils.derby_aws import content_hash, drop_none, tag_changes, wait_for
+from ansible.module_utils.derby_aws import content_hash, drop_none, tag_changes, wait_batch_valid, wait_for
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -231,13 +231,7 @@ def service_role_arn(module):
 
 
 def wait_settled(module, client, name):
-    def probe():
-        env = describe(client, name)
-        if env and env.get("status") == "INVALID":
-            module.fail_json(msg="compute environment {0} is INVALID: {1}".format(name, env.get("statusReason")))
-        return env if env and env.get("status") == "VALID" else None
-
-    return wait_for(module, "compute environment {0} to be VALID".format(name), probe, module.params["wait_timeout"])
+    return wait_batch_valid(module, "compute environment", name, lambda: describe(client, name))
 
 
 def summary(env):

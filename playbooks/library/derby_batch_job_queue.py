@@ -103,7 +103,7 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible.module_utils.derby_aws import content_hash, tag_changes, wait_for
+from ansible.module_utils.derby_aws import content_hash, tag_changes, wait_batch_valid, wait_for
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -159,13 +159,7 @@ def current_limits_match(queue, desired):
 
 
 def wait_valid(module, client, name):
-    def probe():
-        queue = describe(client, name)
-        if queue and queue.get("status") == "INVALID":
-            module.fail_json(msg="job queue {0} is INVALID: {1}".format(name, queue.get("statusReason")))
-        return queue if queue and queue.get("status") == "VALID" else None
-
-    return wait_for(module, "job queue {0} to be VALID".format(name), probe, module.params["wait_timeout"])
+    return wait_batch_valid(module, "job queue", name, lambda: describe(client, name))
 
 
 def summary(queue):

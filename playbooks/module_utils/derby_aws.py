@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Small helpers shared by the derby-batch modules in ``playbooks/library``.
 
-Everything here is pure (no AWS calls) except ``wait_for``, which polls a function the caller gives it.
+Everything here is pure (no AWS calls) except the waiters, which poll a function the caller gives them.
 """
 
 import hashlib
@@ -48,3 +48,17 @@ def wait_for(module, what, probe, timeout, delay=5):
         if time.monotonic() >= deadline:
             module.fail_json(msg="timed out after {0}s waiting for {1}".format(timeout, what))
         time.sleep(delay)
+
+
+def wait_batch_valid(module, kind, name, describe):
+    """Wait until a Batch resource (``describe()`` returns it or None) is VALID; fail at once when it is INVALID.
+
+    Batch ships no waiters, and compute environments and job queues report readiness the same way."""
+
+    def probe():
+        resource = describe()
+        if resource and resource.get("status") == "INVALID":
+            module.fail_json(msg="{0} {1} is INVALID: {2}".format(kind, name, resource.get("statusReason")))
+        return resource if resource and resource.get("status") == "VALID" else None
+
+    return wait_for(module, "{0} {1} to be VALID".format(kind, name), probe, module.params["wait_timeout"])
