@@ -5,6 +5,7 @@ Every failure to open or decode becomes a one-line `DetectorError` naming the fi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from detector.errors import DetectorError
 from detector.sampling import Sampler
@@ -58,9 +60,22 @@ class DecodedFrame:
 
     def resized(self, width: int, height: int) -> np.ndarray:
         if isinstance(self.picture, av.VideoFrame):
-            scaled = self.picture.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
-            return scaled.to_ndarray()
+            scaler = _scaler(width, height)
+            return scaler.reformat(
+                self.picture, width=width, height=height, format="rgb24", interpolation="AREA"
+            ).to_ndarray()
         return cv2.resize(self.picture, (width, height), interpolation=cv2.INTER_AREA)
+
+
+_scalers = threading.local()
+
+
+def _scaler(width: int, height: int) -> VideoReformatter:
+    """This thread's reformatter for one output size. A reformatter keeps its libswscale context while the sizes stay
+    the same; `VideoFrame.reformat` builds a new one per call, which costs more than the scaling (1.6 vs 0.5 ms at
+    720p to 300x300)."""
+    by_size: dict[tuple[int, int], VideoReformatter] = _scalers.__dict__.setdefault("by_size", {})
+    return by_size.setdefault((width, height), VideoReformatter())
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
