@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from detector.sources import DecodedFrame, SourceInfo, decode, open_sources
 from detector.tiling import TileGrid, cut_tiles, merge_tiles, parse_tiles, plan_tiles
 
 FACE_MODES = ("people", "frame")
+IN_FLIGHT = 2  # batches inferred at once (see VideoAnalyzer.infer_batches)
 IMAGE_SECONDS = 1.0  # how long each image shows in an annotated video
 
 
@@ -82,6 +84,9 @@ class PreparedFrame:
     rgb: np.ndarray | None
     grid: TileGrid
     inputs: np.ndarray | None  # None when no person model runs
+
+
+Inferred = tuple[list[PreparedFrame], list[Detections]]  # a batch and its detections, frame by frame
 
 
 def _batched(items: Iterator[PreparedFrame], size: int) -> Iterator[list[PreparedFrame]]:
@@ -157,6 +162,19 @@ class VideoAnalyzer:
             results.append(Detections.concat(parts).sorted())
         return results
 
+    def infer_batches(self, batches: Iterator[list[PreparedFrame]]) -> Iterator[Inferred]:
+        """Each batch with its detections, in order, with IN_FLIGHT batches being inferred at once: while one is in
+        the serial part of `infer` (the graph's NMS, tile merging, faces), the next keeps the model's cores busy."""
+        with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="infer") as pool:
+            pending: deque[tuple[list[PreparedFrame], Future[list[Detections]]]] = deque()
+            for batch in batches:
+                pending.append((batch, pool.submit(self.infer, batch)))
+                if len(pending) == IN_FLIGHT:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            for done, future in pending:
+                yield done, future.result()
+
     def frames(self, sources: list[SourceInfo], keep_rgb: bool) -> ThreadedReader[DecodedFrame, PreparedFrame]:
         """Prepared frames of all sources from a background thread (use as a context manager, then iterate)."""
         sampler = Sampler(self.options.every, self.options.fps)
@@ -192,8 +210,8 @@ class VideoAnalyzer:
             with contextlib.ExitStack() as stack:
                 video = stack.enter_context(AnnotatedVideo(annotate)) if annotate else None
                 reader = stack.enter_context(self.frames(sources, keep_rgb))
-                for batch in _batched(iter(reader), self.options.batch_size):
-                    for p, dets in zip(batch, self.infer(batch), strict=True):
+                for batch, found in self.infer_batches(_batched(iter(reader), self.options.batch_size)):
+                    for p, dets in zip(batch, found, strict=True):
                         source = str(p.source.path) if name_frames else None
                         writer.add(FrameDetections(p.index, p.t, dets, source))
                         counts.update(dets.labels.tolist())

@@ -1,6 +1,6 @@
 """`derby-batch bench`: the same frames through three loops, to show where the time goes.
 
-- pure inference: frames decoded and prepared beforehand, only `VideoAnalyzer.infer` timed (the ceiling);
+- pure inference: frames decoded and prepared beforehand, only `VideoAnalyzer.infer_batches` timed (the ceiling);
 - end to end: `VideoAnalyzer.run` on the video, decoding in its thread, JSON written (what `detect` does);
 - seed style: decode one frame, give the model the full-size frame (and its full-size tiles), repeat, in one thread
   (what the first prototype did).
@@ -77,9 +77,7 @@ def run_bench(video: Path, options: AnalyzeOptions, frames: int, rounds: int = 2
 
 
 def _pure(analyzer: VideoAnalyzer, video: Path, batches: list[list[PreparedFrame]], keep_rgb: bool) -> int:
-    for batch in batches:
-        analyzer.infer(batch)
-    return sum(len(batch) for batch in batches)
+    return sum(len(batch) for batch, _ in analyzer.infer_batches(iter(batches)))
 
 
 def _end_to_end(analyzer: VideoAnalyzer, video: Path, batches: list[list[PreparedFrame]], keep_rgb: bool) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,13 @@ def anchors() -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _interpreter(path: Path) -> Any:
+def _interpreter(path: Path) -> tuple[Any, threading.Lock]:
+    """The process's interpreter of the model, with the lock its users take (batches are inferred concurrently)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
-    return interpreter
+    return interpreter, threading.Lock()
 
 
 def letterbox(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +92,7 @@ class FaceDetector(Detector):
     def __init__(self, threshold: float = 0.5) -> None:
         path = model_path()
         super().__init__(path.name, threshold, (INPUT, INPUT))
-        self._interpreter = _interpreter(path)
+        self._interpreter, self._lock = _interpreter(path)
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
         self._regressors = next(i for name, i in outputs.items() if "regressor" in name)
@@ -118,10 +120,11 @@ class FaceDetector(Detector):
 
     def _detect_one(self, image: np.ndarray) -> Detections:
         tensor, window = letterbox(image)
-        self._interpreter.set_tensor(self._input, tensor[None])
-        self._interpreter.invoke()
-        raw_boxes = self._interpreter.get_tensor(self._regressors)[0]
-        raw_scores = self._interpreter.get_tensor(self._classifiers)[0, :, 0]
+        with self._lock:  # one interpreter per process: set, invoke and read as one step
+            self._interpreter.set_tensor(self._input, tensor[None])
+            self._interpreter.invoke()
+            raw_boxes = self._interpreter.get_tensor(self._regressors)[0].copy()
+            raw_scores = self._interpreter.get_tensor(self._classifiers)[0, :, 0].copy()
         scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
         keep = scores >= self.threshold
         if not keep.any():

@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import os
-import threading
+import queue
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,10 @@ def _load_frozen_graph(path: Path, litert: bool) -> ODModel:
             f"not a TF Object Detection API graph (no image_tensor/detection_* tensors): {path}"
         ) from exc
 
+    graph = _bound(pruned, [tf.TensorSpec([None, None, None, 3], tf.uint8)], tf)
+
     def run_tf(batch: np.ndarray) -> RawDetections:
-        boxes, scores, classes, counts = (t.numpy() for t in pruned(tf.constant(batch)))
+        boxes, scores, classes, counts = (t.numpy() for t in graph(tf.constant(batch)))
         return RawDetections(boxes, scores, classes, counts)
 
     size = _resize_size(graph_def.node, tf) or DEFAULT_INPUT_SIZE
@@ -158,10 +161,11 @@ def _litert_backbone(
     scale, offset = (float(tf.make_ndarray(constants[name].attr["value"].tensor)) for name in (_SCALE, _OFFSET))
     try:
         backbone = wrapped.prune(feeds=_NORMALIZED, fetches=list(_PREDICTIONS))
-        postprocess = wrapped.prune(feeds=[*_PREDICTIONS, _TRUE_SHAPES], fetches=[f"{name}:0" for name in _FETCHES])
+        pruned = wrapped.prune(feeds=[*_PREDICTIONS, _TRUE_SHAPES], fetches=[f"{name}:0" for name in _FETCHES])
     except (KeyError, ValueError):
         return None
     width, height = size
+    postprocess = _bound(pruned, [tf.TensorSpec(None, tf.float32)] * 2 + [tf.TensorSpec(None, tf.int32)], tf)
 
     @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.uint8)])
     def predict(images: Any) -> Any:
@@ -171,26 +175,33 @@ def _litert_backbone(
         from ai_edge_litert.interpreter import Interpreter
 
         converter = tf.lite.TFLiteConverter.from_concrete_functions([predict.get_concrete_function()], predict)
-        interpreter = Interpreter(model_content=converter.convert(), num_threads=_threads())
-        interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, height, width, 3])
-        interpreter.allocate_tensors()
+        content = converter.convert()
+        idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(_threads()):
+            interpreter = Interpreter(model_content=content, num_threads=1)
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, height, width, 3])
+            interpreter.allocate_tensors()
+            idle.put(interpreter)
     except Exception:  # any converter or runtime failure means: keep TensorFlow
         return None
     source = interpreter.get_input_details()[0]["index"]
     # box encodings (1, anchors, 1, 4) and class logits (1, anchors, classes), told apart by rank
-    outputs = sorted(interpreter.get_output_details(), key=lambda d: -len(d["shape"]))
-    lock = threading.Lock()  # one interpreter: calls from several threads take turns
+    outputs = [d["index"] for d in sorted(interpreter.get_output_details(), key=lambda d: -len(d["shape"]))]
+    pool = ThreadPoolExecutor(_threads(), thread_name_prefix="litert")
+
+    def one(image: np.ndarray) -> list[np.ndarray]:
+        interpreter = idle.get()
+        try:
+            interpreter.set_tensor(source, image[None])
+            interpreter.invoke()
+            return [interpreter.get_tensor(i) for i in outputs]
+        finally:
+            idle.put(interpreter)
 
     def predictions(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One image per invoke: XNNPACK spreads a single image over the cores, a batch it runs slower per image."""
-        parts: list[list[np.ndarray]] = [[], []]
-        with lock:
-            for image in batch:
-                interpreter.set_tensor(source, image[None])
-                interpreter.invoke()
-                for part, output in zip(parts, outputs, strict=True):
-                    part.append(interpreter.get_tensor(output["index"]))
-        return np.concatenate(parts[0]), np.concatenate(parts[1])
+        """The images of a batch spread over single-threaded interpreters, one per core."""
+        encodings, logits = zip(*pool.map(one, batch), strict=True)
+        return np.concatenate(encodings), np.concatenate(logits)
 
     def run(batch: np.ndarray) -> RawDetections:
         encodings, logits = predictions(batch)
@@ -207,13 +218,21 @@ def _litert_backbone(
     return run
 
 
+def _bound(pruned: Any, specs: list[Any], tf: Any) -> Any:
+    """`pruned` behind a tf.function with these input specs. Called directly, a pruned graph first tries its empty
+    structured signature and formats every input tensor into the error message before falling back to the flat one:
+    about 1 ms of CPU per call, wasted."""
+    return tf.function(lambda *tensors: pruned(*tensors), input_signature=specs)
+
+
 def _threads() -> int:
-    """LiteRT threads: the cores this process may use (at most 4: one 300x300 image does not spread further)."""
+    """LiteRT interpreters, one thread each: the cores this process may use. Images run side by side, not one image
+    over all cores: that costs the same CPU, and a core taken by the decoder then stalls one image, not all of them."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return max(1, cores)
 
 
 def _load_saved_model(path: Path) -> ODModel:

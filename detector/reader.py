@@ -2,22 +2,17 @@
 
 The thread also prepares each frame's model inputs (resize, tiles): the inference thread only batches and runs models.
 The queue bound keeps memory flat on videos of any length; an error in the thread reaches the consumer as itself.
-On two cores the model's worker threads leave gaps but stall when one of them is preempted, so the decode thread runs
-slightly nicer: it fills the gaps instead of taking a core from inference.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Generic, TypeVar
 
-PRODUCER_NICENESS = 5
 S = TypeVar("S")
 T = TypeVar("T")
 _DONE = object()
@@ -63,8 +58,6 @@ class ThreadedReader(Generic[S, T]):
         return False
 
     def _work(self, produce: Callable[[], Iterable[S]], prepare: Callable[[S], T]) -> None:
-        if sys.platform == "linux":  # per-thread niceness; the decoder's own threads, started here, inherit it
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PRODUCER_NICENESS)
         try:
             for item in produce():
                 if not self._put(prepare(item)):
