@@ -6,7 +6,9 @@ not care which kind it runs. TensorFlow is imported here, lazily, and only when 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import importlib.metadata
 import os
 import queue
@@ -30,6 +32,10 @@ _TRUE_SHAPES = "Preprocessor/map/TensorArrayStack_1/TensorArrayGatherV3:0"
 _SCALE, _OFFSET = "Preprocessor/mul/x", "Preprocessor/sub/y"
 RUNTIME_ENV = "DERBY_BATCH_PERSON_RUNTIME"  # "tensorflow" or "litert"; default: LiteRT unless a GPU is visible
 _MAX_PREDICTION_DIFF = 1e-3  # LiteRT vs TensorFlow on the check image (measured: about 5e-5)
+
+
+Predictions = tuple[np.ndarray, np.ndarray]  # the backbone's box encodings and class logits
+Backbone = Callable[[np.ndarray], Predictions]
 
 
 @dataclass(frozen=True)
@@ -112,41 +118,49 @@ def _load_frozen_graph(path: Path, litert: bool) -> ODModel:
     tf = _tensorflow()
     graph_def = tf.compat.v1.GraphDef()
     try:
-        graph_def.ParseFromString(path.read_bytes())
+        content = path.read_bytes()
+        graph_def.ParseFromString(content)
     except OSError as exc:
         raise DetectorError(f"cannot read model {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # protobuf raises its own DecodeError
         raise DetectorError(f"not a TensorFlow frozen graph: {path}") from exc
+    if not {"image_tensor", *_FETCHES} <= {node.name for node in graph_def.node}:
+        raise DetectorError(f"not a TF Object Detection API graph (no image_tensor/detection_* tensors): {path}")
     wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    # Pruning a graph costs about a second of CPU: the whole graph only when something runs it.
+    whole = functools.cache(lambda: _whole_graph(wrapped, path, tf))
+    size = _resize_size(graph_def.node, tf) or DEFAULT_INPUT_SIZE
+    fast = _litert_backbone(wrapped, graph_def, size, _cache_file(content, size, tf), tf) if litert else None
+    if fast is None:
+        return ODModel(path, whole(), size)
+    width, height = size
+
+    def run(batch: np.ndarray) -> RawDetections:
+        if batch.shape[1:] == (height, width, 3) and batch.dtype == np.uint8:
+            return fast(batch)
+        return whole()(batch)  # any other size: the whole graph, with its own resize
+
+    return ODModel(path, run, size, "litert")
+
+
+def _whole_graph(wrapped: Any, path: Path, tf: Any) -> Callable[[np.ndarray], RawDetections]:
     try:
         pruned = wrapped.prune(feeds="image_tensor:0", fetches=[f"{name}:0" for name in _FETCHES])
     except (KeyError, ValueError) as exc:
         raise DetectorError(
-            f"not a TF Object Detection API graph (no image_tensor/detection_* tensors): {path}"
+            f"cannot cut the detection graph out of {path}: {' '.join(str(exc).split())[:200]}"
         ) from exc
-
     graph = _bound(pruned, [tf.TensorSpec([None, None, None, 3], tf.uint8)], tf)
 
     def run_tf(batch: np.ndarray) -> RawDetections:
         boxes, scores, classes, counts = (t.numpy() for t in graph(tf.constant(batch)))
         return RawDetections(boxes, scores, classes, counts)
 
-    size = _resize_size(graph_def.node, tf) or DEFAULT_INPUT_SIZE
-    fast = _litert_backbone(wrapped, graph_def, size, tf) if litert else None
-    if fast is None:
-        return ODModel(path, run_tf, size)
-    width, height = size
-
-    def run(batch: np.ndarray) -> RawDetections:
-        if batch.shape[1:] == (height, width, 3) and batch.dtype == np.uint8:
-            return fast(batch)
-        return run_tf(batch)  # any other size: the whole graph, with its own resize
-
-    return ODModel(path, run, size, "litert")
+    return run_tf
 
 
 def _litert_backbone(
-    wrapped: Any, graph_def: Any, size: tuple[int, int], tf: Any
+    wrapped: Any, graph_def: Any, size: tuple[int, int], cache: Path, tf: Any
 ) -> Callable[[np.ndarray], RawDetections] | None:
     """For images already at the model's input size: the backbone and box predictor of an SSD graph, converted to
     LiteRT (XNNPACK), then the graph's own postprocessing (box decoding, score conversion, NMS) in TensorFlow.
@@ -158,31 +172,90 @@ def _litert_backbone(
     constants = {n.name: n for n in graph_def.node if n.op == "Const" and n.name in (_SCALE, _OFFSET)}
     if len(constants) != 2:
         return None
-    scale, offset = (float(tf.make_ndarray(constants[name].attr["value"].tensor)) for name in (_SCALE, _OFFSET))
     try:
-        backbone = wrapped.prune(feeds=_NORMALIZED, fetches=list(_PREDICTIONS))
         pruned = wrapped.prune(feeds=[*_PREDICTIONS, _TRUE_SHAPES], fetches=[f"{name}:0" for name in _FETCHES])
     except (KeyError, ValueError):
         return None
-    width, height = size
     postprocess = _bound(pruned, [tf.TensorSpec(None, tf.float32)] * 2 + [tf.TensorSpec(None, tf.int32)], tf)
+    predictions = _cached_backbone(cache, size) or _converted_backbone(wrapped, constants, size, cache, tf)
+    if predictions is None:
+        return None
+    width, height = size
+
+    def run(batch: np.ndarray) -> RawDetections:
+        encodings, logits = predictions(batch)
+        shapes = np.tile(np.array([[height, width, 3]], np.int32), (len(batch), 1))
+        out = postprocess(tf.constant(encodings), tf.constant(logits), tf.constant(shapes))
+        return RawDetections(*(t.numpy() for t in out))
+
+    return run
+
+
+def _converted_backbone(
+    wrapped: Any, constants: dict[str, Any], size: tuple[int, int], cache: Path, tf: Any
+) -> Backbone | None:
+    """Convert the backbone (input normalization included) and check it against TensorFlow on one image; a model that
+    passes is kept in `cache` with TensorFlow's predictions on that image (the conversion costs seconds of CPU)."""
+    scale, offset = (float(tf.make_ndarray(constants[name].attr["value"].tensor)) for name in (_SCALE, _OFFSET))
+    try:
+        backbone = wrapped.prune(feeds=_NORMALIZED, fetches=list(_PREDICTIONS))
+    except (KeyError, ValueError):
+        return None
+    width, height = size
 
     @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.uint8)])
     def predict(images: Any) -> Any:
         return backbone(tf.cast(images, tf.float32) * scale - offset)
 
+    check = _check_image(size)
+    expected = tuple(t.numpy() for t in predict(tf.constant(check)))
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([predict.get_concrete_function()], predict)
+        flatbuffer = converter.convert()
+    except Exception:  # any converter failure means: keep TensorFlow
+        return None
+    predictions = _interpreters(flatbuffer, size)
+    if predictions is None or not _matches(expected, predictions(check)):
+        return None
+    with contextlib.suppress(OSError):  # an unwritable cache only costs the next process the conversion
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+        with partial.open("wb") as out:
+            np.savez(out, model=np.frombuffer(flatbuffer, np.uint8), encodings=expected[0], logits=expected[1])
+        os.replace(partial, cache)
+    return predictions
+
+
+def _cached_backbone(cache: Path, size: tuple[int, int]) -> Backbone | None:
+    """The backbone converted by an earlier process, if it still gives the predictions TensorFlow gave then."""
+    try:
+        with np.load(cache) as saved:
+            flatbuffer, expected = saved["model"].tobytes(), (saved["encodings"], saved["logits"])
+    except (OSError, ValueError, KeyError):
+        return None
+    predictions = _interpreters(flatbuffer, size)
+    return predictions if predictions is not None and _matches(expected, predictions(_check_image(size))) else None
+
+
+def _check_image(size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    return np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
+
+
+def _interpreters(flatbuffer: bytes, size: tuple[int, int]) -> Backbone | None:
+    """Box encodings and class logits of a batch, its images spread over single-threaded interpreters, one per core;
+    None when LiteRT cannot load the model."""
+    width, height = size
+    idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
     try:
         from ai_edge_litert.interpreter import Interpreter
 
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([predict.get_concrete_function()], predict)
-        content = converter.convert()
-        idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(_threads()):
-            interpreter = Interpreter(model_content=content, num_threads=1)
+            interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
             interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, height, width, 3])
             interpreter.allocate_tensors()
             idle.put(interpreter)
-    except Exception:  # any converter or runtime failure means: keep TensorFlow
+    except Exception:  # any runtime failure means: keep TensorFlow
         return None
     source = interpreter.get_input_details()[0]["index"]
     # box encodings (1, anchors, 1, 4) and class logits (1, anchors, classes), told apart by rank
@@ -198,24 +271,24 @@ def _litert_backbone(
         finally:
             idle.put(interpreter)
 
-    def predictions(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The images of a batch spread over single-threaded interpreters, one per core."""
+    def predictions(batch: np.ndarray) -> Predictions:
         encodings, logits = zip(*pool.map(one, batch), strict=True)
         return np.concatenate(encodings), np.concatenate(logits)
 
-    def run(batch: np.ndarray) -> RawDetections:
-        encodings, logits = predictions(batch)
-        shapes = np.tile(np.array([[height, width, 3]], np.int32), (len(batch), 1))
-        out = postprocess(tf.constant(encodings), tf.constant(logits), tf.constant(shapes))
-        return RawDetections(*(t.numpy() for t in out))
+    return predictions
 
-    check = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
-    expected = [t.numpy() for t in predict(tf.constant(check))]
-    got = predictions(check)
+
+def _matches(expected: Predictions, got: Predictions) -> bool:
     pairs = zip(expected, got, strict=True)
-    if any(e.shape != g.shape or np.abs(e - g).max() > _MAX_PREDICTION_DIFF for e, g in pairs):
-        return None
-    return run
+    return all(e.shape == g.shape and np.abs(e - g).max() <= _MAX_PREDICTION_DIFF for e, g in pairs)
+
+
+def _cache_file(graph: bytes, size: tuple[int, int], tf: Any) -> Path:
+    """Where the converted backbone of this graph is kept: named by the graph's bytes, the input size and the
+    converter's version, under $XDG_CACHE_HOME (default ~/.cache)."""
+    key = hashlib.sha256(graph + f"{size}{tf.__version__}".encode()).hexdigest()[:32]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "derby-batch" / "litert" / f"{key}.npz"
 
 
 def _bound(pruned: Any, specs: list[Any], tf: Any) -> Any:

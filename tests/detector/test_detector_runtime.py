@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 from detector_clips import Clip
 
-from detector.od_models import RawDetections, default_model_path, load_od_model
+from detector.od_models import RawDetections, _load_od_model, default_model_path, load_od_model
 
 
 def _frames(clip: Clip, size: tuple[int, int] | None, count: int) -> np.ndarray:
@@ -75,3 +77,36 @@ def test_litert_is_the_default_only_without_a_gpu(monkeypatch: pytest.MonkeyPatc
     assert load_od_model(default_model_path()).runtime == expected
     monkeypatch.setenv("DERBY_BATCH_PERSON_RUNTIME", "litert")
     assert load_od_model(default_model_path()).runtime == "litert"
+
+
+def test_the_conversion_is_kept_and_a_spoilt_copy_replaced(
+    sample_clip: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second process loads the converted backbone instead of converting again; a cache file that does not give
+    TensorFlow's predictions any more is converted anew, and the detections stay the graph's own throughout."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    images = _frames(sample_clip, (300, 300), 4)
+    plain = load_od_model(default_model_path(), litert=False).run(images)
+
+    def fresh_load() -> RawDetections:  # as a new process would, past this process's cache of loaded models
+        model = _load_od_model.__wrapped__(default_model_path(), True)
+        assert model.runtime == "litert"
+        return model.run(images)
+
+    _assert_same(fresh_load(), plain)
+    (kept,) = (tmp_path / "derby-batch" / "litert").glob("*.npz")
+    converted = kept.stat()
+    _assert_same(fresh_load(), plain)
+    assert kept.stat().st_mtime_ns == converted.st_mtime_ns and kept.stat().st_ino == converted.st_ino
+    with np.load(kept) as saved:
+        spoilt = {name: saved[name] for name in saved.files}
+    spoilt["logits"] = spoilt["logits"] + 1.0  # what TensorFlow said no longer matches what the model gives
+    with kept.open("wb") as out:
+        np.savez(out, **spoilt)
+    _assert_same(fresh_load(), plain)
+    with np.load(kept) as saved:
+        assert np.abs(saved["logits"] - spoilt["logits"]).max() >= 0.99  # rewritten from a new conversion
+    kept.write_bytes(b"not a model")
+    _assert_same(fresh_load(), plain)
+    with np.load(kept) as saved:
+        assert saved["model"].size > 1_000_000
