@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import boto3
@@ -28,5 +29,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown: after TensorFlow was imported it takes 0.7 s of CPU, per job, while
+    the job's slot stays taken. Everything the job wrote is closed by now; only the standard streams need a flush."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
