@@ -38,7 +38,7 @@ def _job_line(record: JobRecord) -> None:
 @local_app.command("up")
 def up(
     workers: Annotated[int, typer.Option(min=1, help="CPU-queue jobs at once.")] = 2,
-    gpus: Annotated[int, typer.Option(min=1, help="GPU-queue jobs at once (a detect job keeps ~1 core busy).")] = 2,
+    gpus: Annotated[int | None, typer.Option(min=1, help="GPU-queue jobs at once (default: cores + 1).")] = None,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = DEFAULT_PORT,
     pipeline: Annotated[
         Path | None,
@@ -46,10 +46,11 @@ def up(
     ] = None,
 ) -> None:
     """Run the local stack in the foreground until Ctrl-C; other terminals' commands use it."""
-    from cli.local.runtime import LocalSettings, LocalStack  # moto loads only for the commands that run it
+    from cli.local.runtime import LocalSettings, LocalStack, default_gpu_slots  # moto loads only when it runs
 
     steps = load_pipeline(pipeline) if pipeline else None
     paths = LocalPaths.from_env()
+    gpus = gpus or default_gpu_slots()
     stack = LocalStack(
         LocalSettings(paths, port=port, workers=workers, gpus=gpus, pipeline=steps, on_job=_job_line), log=console.print
     )

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -44,6 +44,12 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-stack-access-key", "AWS_SECRET_ACCESS
 GPU_OVERRIDE = {ALLOW_CPU_ENV: "1"}
 
 
+def default_gpu_slots() -> int:
+    """One GPU-queue job more than there are cores. On the CPU a detect job spends its first seconds starting up on
+    one thread (imports, model load) and then keeps every core busy; the extra job fills the cores meanwhile."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     """How to run the local stack: where its state lives, its port (0: any free one), jobs at once per queue."""
@@ -51,7 +57,7 @@ class LocalSettings:
     paths: LocalPaths
     port: int = 0
     workers: int = 2  # CPU-queue jobs at once
-    gpus: int = 2  # GPU-queue jobs at once: on the CPU a detect job keeps about one core busy
+    gpus: int = field(default_factory=default_gpu_slots)  # GPU-queue jobs at once
     pipeline: Pipeline | None = None  # None: the one this data directory ran last, else the shipped one
     on_job: Callable[[JobRecord], None] | None = None
 
