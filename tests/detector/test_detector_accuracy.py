@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from detector_clips import Clip
-from detector_metrics import score
+from scoring import score
 
 from detector.analyzer import AnalyzeOptions, analyze
 

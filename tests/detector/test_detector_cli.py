@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 from detector_clips import Clip, CliResult
-from detector_metrics import score
+from scoring import score
 
 from detector.output import read_detections
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from detector_clips import VFR_TIMES_MS, Clip
-from detector_metrics import score
+from scoring import score
 
 from detector.analyzer import AnalyzeOptions, analyze
 from detector.output import SCHEMA, frames_of, read_detections

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import PROBE_STEPS, LocalEnv, wait_until
+from local_env import PROBE_STEPS, LocalEnv, wait_until
 
 from cli.local.clips import sample_with_keyframes
 from cli.local.files import read_json

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import LocalEnv
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "detector"))
-from detector_metrics import score
+from local_env import LocalEnv
+from scoring import score
 
 
 @pytest.mark.slow

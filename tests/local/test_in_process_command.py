@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from boto3.dynamodb.types import TypeDeserializer
-from conftest import CLI, PROBE_STEPS, LocalEnv
+from local_env import CLI, PROBE_STEPS, LocalEnv
 
 from batch_jobs import schema
 from cli.local.clips import sample_with_keyframes

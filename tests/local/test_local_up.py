@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from conftest import PROBE_STEPS, LocalEnv, free_port, wait_until
+from local_env import PROBE_STEPS, LocalEnv, free_port, wait_until
 
 from batch_jobs.config import StackConfig, load_config
 from batch_jobs.store import Store

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import PROBE_STEPS, processes_with, wait_until
+from local_env import PROBE_STEPS, processes_with, wait_until
 
 from batch_jobs import schema
 from batch_jobs.pipeline import parse_pipeline, step_index
