@@ -19,6 +19,7 @@ from detector.base import Detector
 from detector.boxes import nms, weighted_nms
 from detector.detections import Detections
 from detector.errors import DetectorError
+from detector.native_logs import native_chatter_held
 
 MODEL_FILE = "face_detection_full_range.tflite"
 INPUT = 192
@@ -52,8 +53,9 @@ def _interpreter(path: Path) -> tuple[Any, threading.Lock]:
     """The process's interpreter of the model, with the lock its users take (batches are inferred concurrently)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
+    with native_chatter_held():
+        interpreter = Interpreter(model_path=str(path))
+        interpreter.allocate_tensors()
     return interpreter, threading.Lock()
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from detector.errors import DetectorError
+from detector.native_logs import native_chatter_held
 
 DEFAULT_INPUT_SIZE = (300, 300)
 _FETCHES = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
@@ -84,11 +85,12 @@ def load_od_model(path: Path, litert: bool | None = None) -> ODModel:
     GPU TensorFlow is the faster runtime; the environment variable DERBY_BATCH_PERSON_RUNTIME, "tensorflow" or
     "litert", overrides). SavedModels and graphs the cut does not fit always run in TensorFlow.
     """
-    if litert is None:
-        choice = os.environ.get(RUNTIME_ENV, "").lower()
-        gpu = bool(_tensorflow().config.list_physical_devices("GPU"))
-        litert = choice == "litert" or (choice != "tensorflow" and not gpu)
-    return _load_od_model(path, litert)
+    with native_chatter_held():
+        if litert is None:
+            choice = os.environ.get(RUNTIME_ENV, "").lower()
+            gpu = bool(_tensorflow().config.list_physical_devices("GPU"))
+            litert = choice == "litert" or (choice != "tensorflow" and not gpu)
+        return _load_od_model(path, litert)
 
 
 @functools.lru_cache(maxsize=4)
