@@ -165,7 +165,7 @@ class Store:
     def claim_next(self, chunk: ChunkItem, step: str) -> dict[str, Any] | Conflict:
         """Append `{step, submitted, attempt 1}` if the last step is still the `done` one we saw: the claim."""
         n = len(chunk.steps)
-        record = schema.StepRecord(step=step, state=schema.SUBMITTED).to_item()
+        record = schema.StepRecord(step=step, state=schema.SUBMITTED, claimed_at=now_iso()).to_item()
         return self._update(
             schema.chunk_key(chunk.video_id, chunk.index),
             "SET steps = list_append(steps, :new)",
@@ -246,10 +246,16 @@ class Store:
         p = f"steps[{pos}]"
         return self._update(
             schema.chunk_key(video_id, index),
-            f"SET {p}.#state = :sub, {p}.attempt = :next"
+            f"SET {p}.#state = :sub, {p}.attempt = :next, {p}.claimed_at = :now"
             f" REMOVE {p}.job_id, {p}.#error, {p}.started_at, {p}.finished_at, {p}.#result, {p}.#metrics",
             f"{p}.#state = :failed AND {p}.attempt = :a AND attribute_not_exists(cancelled)",
-            {":sub": schema.SUBMITTED, ":next": attempt + 1, ":failed": schema.FAILED, ":a": attempt},
+            {
+                ":sub": schema.SUBMITTED,
+                ":next": attempt + 1,
+                ":failed": schema.FAILED,
+                ":a": attempt,
+                ":now": now_iso(),
+            },
         )
 
     def flag_cancelled(self, video_id: str, index: int) -> dict[str, Any] | Conflict:

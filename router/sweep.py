@@ -1,13 +1,15 @@
 """A periodic repair pass for what the stream cannot redo: records older than the stream's 24 h, lost events.
 
 For each unfinished chunk: a claim without a job is submitted, a `done` step without a next claim is claimed, and a
-step whose job has ended (or vanished) without recording `done` is failed, exactly as its Batch event would.
+step whose job has ended (or vanished) without recording `done` is failed, exactly as its Batch event would. A claim
+younger than `CLAIM_GRACE` is left alone: the router that made it is likely still submitting its job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_jobs import schema
@@ -15,6 +17,9 @@ from batch_jobs.schema import ChunkItem
 from batch_jobs.store import Conflict, deserialize, serialize
 from router.core import Router
 from router.events import FINISHED, JobStateChange
+
+# Far longer than a router invocation takes from claim to recorded job (its Lambda timeout is 60 s).
+CLAIM_GRACE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -45,14 +50,17 @@ def _chunks(router: Router) -> Iterator[ChunkItem]:
         params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def sweep(router: Router) -> SweepReport:
+def sweep(router: Router, grace: timedelta = CLAIM_GRACE) -> SweepReport:
     chunks = submitted = claimed = ended = 0
+    claimed_before = datetime.now(UTC) - grace
     running: dict[str, ChunkItem] = {}
     pipeline = router.config.pipeline
     for chunk in _chunks(router):
         chunks += 1
         pos, last = len(chunk.steps) - 1, chunk.last
         if last.state == schema.SUBMITTED and last.job_id is None:
+            if last.claimed_at and datetime.fromisoformat(last.claimed_at) > claimed_before:
+                continue
             router.submit(chunk, pos)
             submitted += 1
         elif last.state == schema.DONE and pos + 1 < len(pipeline):
