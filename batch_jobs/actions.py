@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,13 +80,14 @@ def detect(ctx: StepContext) -> ActionResult:
 
 
 def people_per_second(frames: list[dict[str, Any]], offset: float = 0.0) -> dict[int, int]:
-    """Most people seen in any frame of each whole second (`offset` puts chunk times on the source's timeline)."""
-    counts: dict[int, int] = {}
+    """People on screen in each whole second: the median count over its frames (the lower one of an even number), so
+    one frame's false or missed box does not move it. `offset` puts chunk times on the source's timeline."""
+    counts: dict[int, list[int]] = {}
     for frame in frames:
         second = math.floor(float(frame["t"]) + offset)
         people = sum(1 for d in frame.get("detections", []) if d.get("label") == "person")
-        counts[second] = max(counts.get(second, 0), people)
-    return counts
+        counts.setdefault(second, []).append(people)
+    return {second: statistics.median_low(seen) for second, seen in counts.items()}
 
 
 def summarize(ctx: StepContext) -> ActionResult:

@@ -59,7 +59,7 @@ def merge_documents(documents: Sequence[dict[str, Any]], video: dict[str, Any]) 
 
 
 def plot_people(merged: dict[str, Any], path: Path) -> None:
-    """People per second (the most seen in any frame of that second) as a PNG; Agg needs no display."""
+    """People per second (the median count over that second's frames) as a PNG; Agg needs no display."""
     import matplotlib
 
     matplotlib.use("Agg")
