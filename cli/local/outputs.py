@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batch_jobs.actions import people_per_second
 from cli.local.annotate_chunk import annotate_chunk
 from cli.local.paths import OUTPUT_ROOT
 from cli.stack import Stack
@@ -22,7 +23,8 @@ class Outputs:
 
 @dataclass(frozen=True)
 class Seen:
-    """People and faces in the merged results: the most in one frame, and boxes over all frames."""
+    """People and faces in the merged results: the most on screen in any second (as the plot shows it), and boxes over
+    all frames."""
 
     frames: int
     most_people: int
@@ -34,7 +36,7 @@ class Seen:
         per_frame = [[d.get("label") for d in f.get("detections", [])] for f in merged["frames"]]
         return cls(
             frames=len(per_frame),
-            most_people=max((labels.count("person") for labels in per_frame), default=0),
+            most_people=max(people_per_second(merged["frames"]).values(), default=0),
             person_boxes=sum(labels.count("person") for labels in per_frame),
             face_boxes=sum(labels.count("face") for labels in per_frame),
         )
