@@ -31,9 +31,13 @@ def native_chatter_held() -> Iterator[None]:
         yield
         return
     sys.stderr.flush()
+    try:
+        terminal = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep clean
+        yield
+        return
     failed = False
     with tempfile.TemporaryFile() as held:
-        terminal = os.dup(2)
         os.dup2(held.fileno(), 2)
         try:
             yield

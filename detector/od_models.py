@@ -301,13 +301,14 @@ def _bound(pruned: Any, specs: list[Any], tf: Any) -> Any:
 
 
 def _threads() -> int:
-    """LiteRT interpreters, one thread each: the cores this process may use. Images run side by side, not one image
-    over all cores: that costs the same CPU, and a core taken by the decoder then stalls one image, not all of them."""
+    """LiteRT interpreters, one thread each: the cores this process may use, at most 16 (two batches of 8 in flight
+    never keep more busy). Images run side by side, not one image over all cores: that costs the same CPU, and a core
+    taken by the decoder then stalls one image, not all of them."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, cores)
+    return max(1, min(16, cores))
 
 
 def _load_saved_model(path: Path) -> ODModel:
