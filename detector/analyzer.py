@@ -1,7 +1,8 @@
 """`analyze`: run the selected detectors over videos and images and write one detections document.
 
-Decoding and input preparation run in a background thread (`ThreadedReader`); this thread batches prepared frames and
-runs the models, so on a CPU the models are busy nearly all the time. See docs/detector.md.
+Decoding and input preparation run in a background thread (`ThreadedReader`); this thread batches prepared frames,
+hands two batches at a time to the models (`infer_batches`) and writes results in order, so the models are busy nearly
+all the time. See docs/detector.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Decoding in its own thread, feeding a bounded queue, so inference never waits for the decoder.
 
-The thread also prepares each frame's model inputs (resize, tiles): the inference thread only batches and runs models.
+The thread also prepares each frame's model inputs (resize, tiles): the consumer only batches and runs models.
 The queue bound keeps memory flat on videos of any length; an error in the thread reaches the consumer as itself.
 """
 
