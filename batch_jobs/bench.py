@@ -18,7 +18,6 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -39,20 +38,12 @@ PROBE_PIPELINE = [
 ]
 
 
-def _count(clients: list[Any], counter: Counter[str]) -> None:
-    def hook(model: Any, **_: Any) -> None:
-        counter[model.name] += 1
-
-    for client in clients:
-        client.meta.events.register("after-call.*", hook)
-
-
 def calls_per_chunk_step(clip: Path, chunk_seconds: float) -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
 
     from router import handler
     from router.core import Router
-    from router.drive import CachedSession, World
+    from router.drive import CachedSession, World, count_calls
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -73,12 +64,10 @@ def calls_per_chunk_step(clip: Path, chunk_seconds: float) -> dict[str, Any]:
         world = World(session, config, bootstrap_stack(session, config))
         router = Router.from_session(CachedSession(session), config.stack)
         handler.set_router(router)
-        router_calls: Counter[str] = Counter()
-        job_calls: Counter[str] = Counter()
-        _count([router.store.client, router.batch.client], router_calls)
+        router_calls = count_calls([router.store.client, router.batch.client])
         with tempfile.TemporaryDirectory() as tmp:
             submitted = submit_file(world.session.client("s3"), world.store, config, clip, Path(tmp), chunk_seconds)
-        _count([world.jobs_session.client(n) for n in ("ssm", "s3", "dynamodb")], job_calls)
+        job_calls = count_calls([world.jobs_session.client(n) for n in ("ssm", "s3", "dynamodb")])
         world.pump()
         handler.set_router(None)
         chunk_steps = submitted.chunks * (len(config.pipeline) - 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,18 @@ def batch_event(job: dict[str, Any], status: str, reason: str = "", exit_code: i
         "resources": [job["jobArn"]],
         "detail": detail,
     }
+
+
+def count_calls(clients: list[Any]) -> Counter[str]:
+    """AWS calls these clients make from now on, by operation name (counted as botocore finishes each one)."""
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    for client in clients:
+        client.meta.events.register("after-call.*", count)
+    return calls
 
 
 class CachedSession:

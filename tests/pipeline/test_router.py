@@ -11,19 +11,12 @@ from botocore.exceptions import ClientError
 from batch_jobs import schema
 from batch_jobs.submit import submit_file
 from router import handler
-from router.drive import World, lambda_event
+from router.drive import World, count_calls, lambda_event
 
 
 def _count_calls() -> Counter[str]:
-    calls: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
     router = handler.get_router()
-    for client in (router.store.client, router.batch.client):
-        client.meta.events.register("after-call.*", count)
-    return calls
+    return count_calls([router.store.client, router.batch.client])
 
 
 def _irrelevant(record: dict[str, Any]) -> bool:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from batch_jobs import schema
 from batch_jobs.submit import submit_file
 from router import handler
-from router.drive import World
+from router.drive import World, count_calls
 
 
 def test_every_chunk_walks_to_the_end(world: World, clip: Path, tmp_path: Path) -> None:
@@ -35,14 +34,8 @@ def test_every_chunk_walks_to_the_end(world: World, clip: Path, tmp_path: Path) 
 
 
 def test_router_makes_five_aws_calls_per_chunk_step(world: World, clip: Path, tmp_path: Path) -> None:
-    calls: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
     router = handler.get_router()
-    for client in (router.store.client, router.batch.client):
-        client.meta.events.register("after-call.*", count)
+    calls = count_calls([router.store.client, router.batch.client])
     submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=3)
     world.pump()
     chunk_steps = submitted.chunks * 2
