@@ -186,13 +186,16 @@ class Store:
         )
 
     def mark_running(self, video_id: str, index: int, pos: int, attempt: int, job_id: str) -> dict[str, Any] | Conflict:
-        """The job's fencing check and start in one write: only the recorded (or first) job of this attempt runs."""
+        """The job's fencing check and start in one write: only the recorded (or first) job of this attempt runs.
+        The same job may re-enter a step it left `running`: Batch retries an interrupted job (a spot reclaim, `Host
+        EC2*`) under the same `AWS_BATCH_JOB_ID`, and that retry must do the work, not be fenced out by itself."""
         p = f"steps[{pos}]"
         return self._update(
             schema.chunk_key(video_id, index),
             f"SET {p}.#state = :run, {p}.job_id = :job, {p}.started_at = :now",
-            f"{p}.attempt = :a AND {p}.#state = :sub AND attribute_not_exists(cancelled)"
-            f" AND (attribute_not_exists({p}.job_id) OR {p}.job_id = :job)",
+            f"{p}.attempt = :a AND attribute_not_exists(cancelled)"
+            f" AND (({p}.#state = :sub AND (attribute_not_exists({p}.job_id) OR {p}.job_id = :job))"
+            f" OR ({p}.#state = :run AND {p}.job_id = :job))",
             {":run": schema.RUNNING, ":job": job_id, ":now": now_iso(), ":a": attempt, ":sub": schema.SUBMITTED},
         )
 

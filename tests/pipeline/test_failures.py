@@ -70,6 +70,32 @@ def test_a_lost_job_ends_failed_with_reason_and_retry_completes(
     _retry_completes(world, submitted, 0)
 
 
+class Killed(BaseException):
+    """SIGKILL of the container: nothing in the job gets to catch it or write `failed`."""
+
+
+def test_a_batch_retry_of_the_same_job_redoes_the_step(world: World, clip: Path, tmp_path: Path) -> None:
+    """A spot reclaim (`Host EC2*`) kills the job after `running`; Batch runs it again under the same job id."""
+    submitted = _submit(world, clip, tmp_path)
+    job = _first_job(world, submitted.video_id, 0)
+    s3 = world.jobs_session.client("s3")
+
+    def kill(**_: object) -> None:
+        raise Killed
+
+    s3.meta.events.register("before-call.s3.GetObject", kill)
+    with pytest.raises(Killed):
+        world.run_job(job, send_event=False)
+    s3.meta.events.unregister("before-call.s3.GetObject", kill)
+    step = world.store.get_chunk(submitted.video_id, 0).steps[1]
+    assert (step.state, step.job_id) == (schema.RUNNING, job["jobId"])
+    assert world.run_job(job) == 0  # the retried attempt of the same job, then its SUCCEEDED event
+    step = world.store.get_chunk(submitted.video_id, 0).steps[1]
+    assert (step.state, step.attempt, step.error) == (schema.DONE, 1, None)
+    world.pump()
+    assert world.store.get_video(submitted.video_id).state == schema.DONE
+
+
 def test_an_event_for_a_stale_attempt_changes_nothing(world: World, clip: Path, tmp_path: Path) -> None:
     submitted = _submit(world, clip, tmp_path)
     job = _first_job(world, submitted.video_id, 0)
