@@ -8,14 +8,34 @@ already gave, is dropped, so each source frame appears at most once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from batch_jobs.actions import people_per_second
 from batch_jobs.errors import PipelineError
 from batch_jobs.pipeline import Pipeline, Step
+from batch_jobs.schema import ChunkItem, VideoItem
 
 FRAME_ACTIONS = ("detect", "probe")  # actions whose results list frames
+FRAME_SIZE_KEYS = ("width", "height")  # the same in every chunk (stream copy): taken from a chunk's `video` block
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """The whole source as its items describe it; a chunk's own `video` block counts only that chunk's frames."""
+
+    video_id: str
+    name: str
+    fps: float
+    duration_s: float
+    frames: int
+
+    @classmethod
+    def of(cls, video: VideoItem, chunks: Sequence[ChunkItem]) -> SourceVideo:
+        """Frames are the sum over every chunk (the split conserves them), done or not."""
+        frames = sum(c.end_frame - c.start_frame for c in chunks)
+        return cls(video.video_id, video.name, video.fps, video.duration, frames)
 
 
 def frames_step(pipeline: Pipeline) -> Step:
@@ -26,8 +46,8 @@ def frames_step(pipeline: Pipeline) -> Step:
     raise PipelineError("the pipeline has no step that produces frames (detect or probe)")
 
 
-def merge_documents(documents: Sequence[dict[str, Any]], video: dict[str, Any]) -> dict[str, Any]:
-    """One document in the chunks' schema; `video` describes the source (name, duration, fps, frames)."""
+def merge_documents(documents: Sequence[dict[str, Any]], video: SourceVideo) -> dict[str, Any]:
+    """One document in the chunks' schema whose `video` header describes the whole source."""
     if not documents:
         raise PipelineError("no chunk results to merge")
     ordered = sorted(documents, key=lambda d: int(d["chunk"]["start_frame"]))
@@ -48,8 +68,13 @@ def merge_documents(documents: Sequence[dict[str, Any]], video: dict[str, Any]) 
     header = {k: v for k, v in first.items() if k not in {"frames", "stats", "chunk", "attempt", "step", "source"}}
     return {
         **header,
-        "source": {"kind": "video", "inputs": [video.get("name")], "video_id": video.get("video_id")},
-        "video": {**first.get("video", {}), **{k: video[k] for k in ("duration", "fps", "frames") if k in video}},
+        "source": {"kind": "video", "inputs": [video.name], "video_id": video.video_id},
+        "video": {
+            **{k: v for k, v in (first.get("video") or {}).items() if k in FRAME_SIZE_KEYS},
+            "fps": round(video.fps, 3),
+            "frames": video.frames,
+            "duration_s": round(video.duration_s, 3),
+        },
         "chunks": [
             {k: d["chunk"][k] for k in ("index", "start_frame", "end_frame", "start_time", "end_time")} for d in ordered
         ],

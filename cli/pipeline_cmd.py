@@ -21,7 +21,7 @@ from rich.table import Table
 from batch_jobs import control, schema
 from batch_jobs.batch import JobInfo
 from batch_jobs.errors import PipelineError
-from batch_jobs.merge import frames_step, merge_documents, plot_people
+from batch_jobs.merge import SourceVideo, frames_step, merge_documents, plot_people
 from batch_jobs.schema import ChunkItem, VideoItem
 from batch_jobs.submit import Submitted, submit_file, submit_s3
 from cli.stack import Stack, open_stack
@@ -72,7 +72,10 @@ def _submit_one(stack: Stack, video: Path, chunk_seconds: float, options: dict[s
 
 def submit(
     videos: Annotated[list[str], typer.Argument(help="Video files, or s3://bucket/key objects (split by a CPU job).")],
-    chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Chunk length; cuts at keyframes.")] = 30.0,
+    chunk_seconds: Annotated[
+        float | None,
+        typer.Option("--chunk-seconds", help="Chunk length; cuts at keyframes. Default: the stack's chunk_seconds."),
+    ] = None,
     every: Annotated[int | None, typer.Option("--every", help="Analyze every Nth frame.")] = None,
     fps: Annotated[float | None, typer.Option("--fps", help="Analyze about F frames per second.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every video is finished.")] = False,
@@ -81,13 +84,14 @@ def submit(
 ) -> None:
     """Split videos into chunks by stream copy, upload them and start the pipeline; prints each video id."""
     options = _options(every, fps)
-    if chunk_seconds <= 0:
+    if chunk_seconds is not None and chunk_seconds <= 0:
         raise PipelineError(f"--chunk-seconds must be positive, got {chunk_seconds}")
     stack = open_stack(stack_name)
+    seconds = stack.config.chunk_seconds if chunk_seconds is None else chunk_seconds
     done = [
-        submit_s3(stack.s3, stack.store, stack.batch, stack.config, v, chunk_seconds, options)
+        submit_s3(stack.s3, stack.store, stack.batch, stack.config, v, seconds, options)
         if v.startswith("s3://")
-        else _submit_one(stack, Path(v), chunk_seconds, options, as_json)
+        else _submit_one(stack, Path(v), seconds, options, as_json)
         for v in videos
     ]
     if not as_json:
@@ -228,15 +232,15 @@ def results(
     step = frames_step(stack.config.pipeline)
     pos = [s.name for s in stack.config.pipeline].index(step.name)
     documents, missing = [], []
-    for chunk in stack.store.chunks(video_id):
+    chunks = stack.store.chunks(video_id)
+    for chunk in chunks:
         record = chunk.steps[pos] if len(chunk.steps) > pos else None
         if record is None or record.state != schema.DONE or record.result is None:
             missing.append(chunk.index)
             continue
         body = stack.s3.get_object(Bucket=record.result.bucket, Key=record.result.key)["Body"].read()
         documents.append(json.loads(body))
-    meta = {"video_id": video.video_id, "name": video.name, "duration": video.duration, "fps": video.fps}
-    merged = merge_documents(documents, meta)
+    merged = merge_documents(documents, SourceVideo.of(video, chunks))
     if missing:
         merged["missing_chunks"] = missing
         err_console.print(f"warning: {len(missing)} chunk(s) have no {step.name} result yet: {missing}")

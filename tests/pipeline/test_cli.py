@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from pipeline_clips import decoded_times
 from typer.testing import CliRunner
 
 from batch_jobs import schema
+from batch_jobs.config import parameter_name
 from batch_jobs.errors import PipelineError
 from cli import pipeline_cmd
 from router.drive import World
@@ -51,6 +53,7 @@ def test_submit_status_results(cli: typer.Typer, world: World, clip: Path, tmp_p
     assert [f["index"] for f in merged["frames"]] == list(range(250))
     assert [f["t"] for f in merged["frames"]] == pytest.approx(decoded_times(clip), abs=1e-6)
     assert len(merged["chunks"]) == 4 and "missing_chunks" not in merged
+    assert merged["video"] == {"fps": 25.0, "frames": 250, "duration_s": 10.0}  # the source's, not chunk 0's
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert "nothing to retry" in _run(cli, "retry", video_id, "--stack", stack)
@@ -74,6 +77,16 @@ def test_submit_status_results(cli: typer.Typer, world: World, clip: Path, tmp_p
     logs.put_log_events(logGroupName=world.config.log_group, logStreamName=stream,
                         logEvents=[{"timestamp": int(time.time() * 1000), "message": "from the past"}])  # fmt: skip
     assert "from the past" in _run(cli, "logs", video_id, "--chunk", "2", "--stack", stack)
+
+
+def test_submit_cuts_chunks_of_the_stack_length_unless_told(cli: typer.Typer, world: World, clip: Path) -> None:
+    stack = world.config.stack
+    config = dataclasses.replace(world.config, chunk_seconds=3)
+    world.session.client("ssm").put_parameter(
+        Name=parameter_name(stack), Value=json.dumps(config.to_json()), Type="String", Overwrite=True
+    )
+    assert json.loads(_run(cli, "submit", str(clip), "--json", "--stack", stack))["chunks"] == 4
+    assert json.loads(_run(cli, "submit", str(clip), "--chunk-seconds", "5", "--json", "--stack", stack))["chunks"] == 2
 
 
 def test_cancel_and_errors(cli: typer.Typer, world: World, clip: Path, tmp_path: Path) -> None:

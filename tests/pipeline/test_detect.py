@@ -10,7 +10,7 @@ import pytest
 from batch_jobs import schema
 from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import default_config
-from batch_jobs.merge import merge_documents
+from batch_jobs.merge import SourceVideo, merge_documents
 from batch_jobs.submit import submit_file
 from router import handler
 from router.core import Router
@@ -41,7 +41,9 @@ def test_detect_finds_people_through_the_pipeline(world: World, tmp_path: Path) 
     assert detect.result is not None
     document = json.loads(s3.get_object(Bucket=detect.result.bucket, Key=detect.result.key)["Body"].read())
     assert document["schema"] == "derby-batch/detections@1"
-    merged = merge_documents([document], {"name": clip.name, "video_id": submitted.video_id})
+    source = SourceVideo.of(world.store.get_video(submitted.video_id), [chunk])
+    merged = merge_documents([document], source)
+    assert merged["video"] == {"width": 640, "height": 360, "fps": 25.0, "frames": 50, "duration_s": 2.0}
     people = [sum(d["label"] == "person" for d in f["detections"]) for f in merged["frames"]]
     assert [f["index"] for f in merged["frames"]] == [0, 10, 20, 30, 40]
     assert max(people) == 2

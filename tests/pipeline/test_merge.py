@@ -6,9 +6,13 @@ from typing import Any
 
 import pytest
 
+from batch_jobs import schema
 from batch_jobs.errors import PipelineError
-from batch_jobs.merge import frames_step, merge_documents
+from batch_jobs.merge import SourceVideo, frames_step, merge_documents
 from batch_jobs.pipeline import load_pipeline, parse_pipeline
+from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
+
+GAME = SourceVideo(video_id="g-1", name="game.mp4", fps=25.0, duration_s=4.0, frames=100)
 
 
 def _doc(index: int, start_frame: int, end_frame: int, start_time: float, frames: list[tuple[int, float]]) -> dict:
@@ -26,7 +30,7 @@ def test_frames_land_once_on_the_source_timeline() -> None:
     second = _doc(1, 50, 100, 2.0, [(0, 0.0), (10, 0.4), (49, 1.96), (50, 2.0)])  # index 50 is past its chunk
     first = _doc(0, 0, 50, 0.0, [(0, 0.0), (10, 0.4), (49, 1.96)])
     duplicate = _doc(1, 50, 100, 2.0, [(0, 0.0)])  # e.g. an old attempt's result read twice
-    merged: dict[str, Any] = merge_documents([second, first, duplicate], {"name": "game.mp4", "video_id": "g-1"})
+    merged: dict[str, Any] = merge_documents([second, first, duplicate], GAME)
     assert [(f["index"], f["t"]) for f in merged["frames"]] == [
         (0, 0.0), (10, 0.4), (49, 1.96), (50, 2.0), (60, 2.4), (99, 3.96)
     ]  # fmt: skip
@@ -36,9 +40,26 @@ def test_frames_land_once_on_the_source_timeline() -> None:
     assert [c["index"] for c in merged["chunks"]] == [0, 1, 1]
 
 
+def test_the_header_describes_the_whole_source_not_a_chunk() -> None:
+    """Each detect result's `video` block is its chunk's (50 frames, 2 s); the merged one is the source's."""
+    chunk_video = {"width": 640, "height": 360, "fps": 25.0, "frames": 50, "duration_s": 2.0}
+    first = {**_doc(0, 0, 50, 0.0, [(0, 0.0)]), "video": chunk_video}
+    second = {**_doc(1, 50, 100, 2.0, [(0, 0.0)]), "video": chunk_video}
+    video = VideoItem("g-1", "game.mp4", "/v/game.mp4", 4.0, 25.0, 1000, 2, ("timesplit",), "now", schema.DONE)
+    steps = (StepRecord("timesplit", schema.DONE),)
+    chunks = [
+        ChunkItem("g-1", 0, "a.mp4", 0.0, 2.0, 0, 50, steps),
+        ChunkItem("g-1", 1, "b.mp4", 2.0, 4.0, 50, 100, steps),
+    ]
+    source = SourceVideo.of(video, chunks)
+    assert source == GAME
+    merged = merge_documents([first, second], source)
+    assert merged["video"] == {"width": 640, "height": 360, "fps": 25.0, "frames": 100, "duration_s": 4.0}
+
+
 def test_nothing_to_merge_and_no_frame_step_are_errors() -> None:
     with pytest.raises(PipelineError, match="no chunk results"):
-        merge_documents([], {})
+        merge_documents([], GAME)
     assert frames_step(load_pipeline()).name == "detect"
     with pytest.raises(PipelineError, match="no step that produces frames"):
         frames_step(parse_pipeline([{"name": "timesplit", "action": "split"}, {"name": "s", "action": "summarize"}]))
