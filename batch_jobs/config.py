@@ -13,6 +13,7 @@ from batch_jobs.pipeline import Pipeline, Step, load_pipeline, parse_pipeline
 
 DEFAULT_STACK = "derby"
 STACK_ENV = "DERBY_BATCH_STACK"
+DEFAULT_CHUNK_SECONDS = 30.0  # for configs written before the playbook published `chunk_seconds`
 
 
 def stack_name(explicit: str | None = None) -> str:
@@ -26,7 +27,10 @@ def parameter_name(stack: str) -> str:
 
 @dataclass(frozen=True)
 class StackConfig:
-    """Names of one stack's resources; the pipeline is part of it so the router and jobs agree on the steps."""
+    """Names of one stack's resources; the pipeline is part of it so the router and jobs agree on the steps.
+
+    `chunk_seconds` is the stack's default chunk length (the playbook's variable), used by `submit` unless overridden.
+    """
 
     stack: str
     region: str
@@ -36,6 +40,7 @@ class StackConfig:
     job_queues: Mapping[str, str] = field(hash=False)
     job_definitions: Mapping[str, str] = field(hash=False)
     pipeline: Pipeline = field(default_factory=load_pipeline)
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
 
     def queue_for(self, step: Step) -> str:
         return self.job_queues["gpu" if step.gpu else "cpu"]
@@ -56,6 +61,7 @@ class StackConfig:
             "job_queues": dict(self.job_queues),
             "job_definitions": dict(self.job_definitions),
             "pipeline": [s.to_json() for s in self.pipeline],
+            "chunk_seconds": self.chunk_seconds,
         }
 
     @classmethod
@@ -71,11 +77,14 @@ class StackConfig:
                 job_queues=queues,
                 job_definitions=definitions,
                 pipeline=parse_pipeline(data["pipeline"]),
+                chunk_seconds=float(data.get("chunk_seconds", DEFAULT_CHUNK_SECONDS)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PipelineError(f"malformed stack config: missing or invalid {exc}") from None
         if not {"gpu", "cpu"} <= set(queues):
             raise PipelineError("malformed stack config: job_queues needs 'gpu' and 'cpu'")
+        if config.chunk_seconds <= 0:
+            raise PipelineError(f"malformed stack config: chunk_seconds must be positive, got {config.chunk_seconds}")
         return config
 
 

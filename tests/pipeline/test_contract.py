@@ -44,6 +44,8 @@ def test_shipped_pipeline_and_config_round_trip() -> None:
     assert config.bucket == "derby-data-123456789012-us-east-1" and config.table == "derby-items"
     assert StackConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
     assert config.queue_for(pipeline[1]) == "derby-gpu" and config.job_definition_for(pipeline[2]) == "derby-summarize"
+    older = {k: v for k, v in config.to_json().items() if k != "chunk_seconds"}  # written before chunk_seconds
+    assert StackConfig.from_json(older).chunk_seconds == 30
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,8 @@ def test_shipped_pipeline_and_config_round_trip() -> None:
         ({"bucket": None}, None),
         ({"job_queues": {"gpu": "q"}}, "needs 'gpu' and 'cpu'"),
         ({"pipeline": []}, "non-empty"),
+        ({"chunk_seconds": 0}, "chunk_seconds must be positive, got 0"),
+        ({"chunk_seconds": "long"}, "malformed stack config: missing or invalid"),
     ],
 )
 def test_malformed_stack_configs(change: dict[str, Any], message: str | None) -> None:
