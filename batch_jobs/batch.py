@@ -20,6 +20,7 @@ JOB_COMMAND = (
 )  # fmt: skip
 _NAME_OK = re.compile(r"[^A-Za-z0-9_-]")
 DESCRIBE_LIMIT = 100
+STACK_TAG = "derby-batch:stack"  # the router's role may terminate only jobs that carry its stack's tag
 
 
 def job_name(stack: str, video_id: str, chunk: int, step: str, attempt: int) -> str:
@@ -83,6 +84,7 @@ class BatchClient:
             jobDefinition=spec.definition,
             parameters=spec.parameters,
             containerOverrides={"environment": [{"name": STACK_ENV, "value": spec.stack}]},
+            tags={STACK_TAG: spec.stack},
         )
         return str(response["jobId"])
 
