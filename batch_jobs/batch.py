@@ -55,8 +55,15 @@ class JobInfo:
     name: str
     status: str
     reason: str
-    log_stream: str | None
+    log_streams: tuple[str, ...]  # every attempt's CloudWatch stream, oldest first (Batch names them)
     parameters: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+def _log_streams(job: Mapping[str, Any]) -> tuple[str, ...]:
+    """`attempts[].container.logStreamName`, then the current attempt's `container.logStreamName` if not listed yet."""
+    containers = [attempt.get("container") or {} for attempt in job.get("attempts") or []]
+    containers.append(job.get("container") or {})
+    return tuple(dict.fromkeys(str(c["logStreamName"]) for c in containers if c.get("logStreamName")))
 
 
 def _info(job: Mapping[str, Any]) -> JobInfo:
@@ -66,7 +73,7 @@ def _info(job: Mapping[str, Any]) -> JobInfo:
         name=job["jobName"],
         status=job["status"],
         reason=job.get("statusReason") or container.get("reason") or "",
-        log_stream=container.get("logStreamName"),
+        log_streams=_log_streams(job),
         parameters=dict(job.get("parameters") or {}),
     )
 

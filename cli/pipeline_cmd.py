@@ -254,15 +254,16 @@ def results(
         console.print(f"{plot}: people per second")
 
 
-def _log_stream(stack: Stack, step: str, job_id: str, described: dict[str, JobInfo]) -> str | None:
-    """The job's stream from DescribeJobs; for a job Batch no longer knows, the `<definition>/default/<job id>` one."""
-    info = described.get(job_id)
-    if info is not None and info.log_stream:
-        return info.log_stream
-    prefix = f"{stack.config.job_definitions.get(step, step)}/default/{job_id}"
-    found = stack.logs.describe_log_streams(logGroupName=stack.config.log_group, logStreamNamePrefix=prefix)
-    streams = found.get("logStreams", [])
-    return str(streams[0]["logStreamName"]) if streams else None
+def _log_streams(stack: Stack, step: str, job_id: str, info: JobInfo | None) -> tuple[str, ...]:
+    """Every attempt's stream as DescribeJobs names it (on AWS `<step>/default/<ECS task id>`: the playbook sets the
+    awslogs prefix to the step name). A job Batch does not describe (any more) has no name to find on AWS; the
+    embedded local stack, whose moto server forgets its jobs on a restart, keeps their output in
+    `<job definition>/default/<job id>`."""
+    if info is not None:
+        return info.log_streams
+    local = f"{stack.config.job_definitions.get(step, step)}/default/{job_id}"
+    found = stack.logs.describe_log_streams(logGroupName=stack.config.log_group, logStreamNamePrefix=local)
+    return tuple(str(s["logStreamName"]) for s in found.get("logStreams", []) if s["logStreamName"] == local)
 
 
 def _print_log(stack: Stack, stream: str) -> None:
@@ -278,25 +279,34 @@ def _print_log(stack: Stack, stream: str) -> None:
 
 def logs(
     video_id: Annotated[str, typer.Argument(help="The video id.")],
-    chunk: Annotated[int, typer.Option("--chunk", help="Chunk index.")] = 0,
+    chunk: Annotated[int | None, typer.Option("--chunk", help="Only this chunk (default: every chunk).")] = None,
     stack_name: StackOption = None,
 ) -> None:
-    """Print the CloudWatch logs of the chunk's jobs, step by step."""
+    """Print the CloudWatch logs of the chunks' jobs, step by step: every Batch attempt's stream."""
     stack = open_stack(stack_name)
-    jobs = [(s, s.job_id) for s in stack.store.get_chunk(video_id, chunk).steps if s.job_id]
+    chunks = [stack.store.get_chunk(video_id, chunk)] if chunk is not None else stack.store.chunks(video_id)
+    jobs = [(c.index, s, s.job_id) for c in chunks for s in c.steps if s.job_id]
     if not jobs:
-        raise PipelineError(f"chunk {chunk} of {video_id} has no job yet")
-    described = {info.job_id: info for info in stack.batch.describe([job_id for _, job_id in jobs])}
-    for record, job_id in jobs:
-        console.rule(f"{record.step} attempt {record.attempt}: job {job_id} ({record.state})")
-        stream = _log_stream(stack, record.step, job_id, described)
-        if stream is None:
-            console.print("[dim]no log stream (the job may not have started)[/]")
-            continue
-        try:
-            _print_log(stack, stream)
-        except stack.logs.exceptions.ResourceNotFoundException:
-            console.print(f"[dim]no log stream {stream} in {stack.config.log_group}[/]")
+        raise PipelineError(
+            f"chunk {chunk} of {video_id} has no job yet"
+            if chunk is not None
+            else f"no chunk of {video_id} has a job yet"
+        )
+    described = {info.job_id: info for info in stack.batch.describe([job_id for _, _, job_id in jobs])}
+    for index, record, job_id in jobs:
+        console.rule(f"chunk {index}: {record.step} attempt {record.attempt}: job {job_id} ({record.state})")
+        info = described.get(job_id)
+        streams = _log_streams(stack, record.step, job_id, info)
+        if not streams:
+            known = f"Batch reports it {info.status}" if info else "Batch no longer describes the job"
+            console.print(f"[dim]no log stream ({known})[/]")
+        for stream in streams:
+            if len(streams) > 1:
+                console.print(f"[dim]{stream}[/]")
+            try:
+                _print_log(stack, stream)
+            except stack.logs.exceptions.ResourceNotFoundException:
+                console.print(f"[dim]no log stream {stream} in {stack.config.log_group}[/]")
 
 
 def retry(

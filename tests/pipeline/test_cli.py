@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
 
 import pytest
 import typer
+from moto.batch.models import batch_backends
+from moto.core import DEFAULT_ACCOUNT_ID
 from pipeline_clips import decoded_times
 from typer.testing import CliRunner
 
 from batch_jobs import schema
-from batch_jobs.config import parameter_name
 from batch_jobs.errors import PipelineError
 from cli import pipeline_cmd
 from router.drive import World
@@ -58,35 +58,49 @@ def test_submit_status_results(cli: typer.Typer, world: World, clip: Path, tmp_p
 
     assert "nothing to retry" in _run(cli, "retry", video_id, "--stack", stack)
 
-    probe_job = world.store.get_chunk(video_id, 2).steps[1].job_id
+    _check_logs(cli, world, video_id)
+
+
+def _put_log(world: World, stream: str, message: str) -> None:
     logs = world.session.client("logs")
-    stream = f"{world.config.job_definitions['probe']}/default/{probe_job}"
     logs.create_log_stream(logGroupName=world.config.log_group, logStreamName=stream)
     logs.put_log_events(logGroupName=world.config.log_group, logStreamName=stream,
-                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "decoded 75 frames"}])  # fmt: skip
-    printed = _run(cli, "logs", video_id, "--chunk", "2", "--stack", stack)
-    assert "decoded 75 frames" in printed and f"probe attempt 1: job {probe_job}" in printed
-    assert "summarize attempt 1" in printed and "no log stream" in printed
-
-    # A job Batch no longer knows (jobs age out; a restarted local stack): found by its stream's name.
-    key = {"pk": {"S": schema.video_pk(video_id)}, "sk": {"S": schema.chunk_sk(2)}}
-    world.store.client.update_item(TableName=world.config.table, Key=key, UpdateExpression="SET steps[1].job_id = :j",
-                                   ExpressionAttributeValues={":j": {"S": "aged-out-job"}})  # fmt: skip
-    stream = f"{world.config.job_definitions['probe']}/default/aged-out-job"
-    logs.create_log_stream(logGroupName=world.config.log_group, logStreamName=stream)
-    logs.put_log_events(logGroupName=world.config.log_group, logStreamName=stream,
-                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "from the past"}])  # fmt: skip
-    assert "from the past" in _run(cli, "logs", video_id, "--chunk", "2", "--stack", stack)
+                        logEvents=[{"timestamp": int(time.time() * 1000), "message": message}])  # fmt: skip
 
 
-def test_submit_cuts_chunks_of_the_stack_length_unless_told(cli: typer.Typer, world: World, clip: Path) -> None:
+def _check_logs(cli: typer.Typer, world: World, video_id: str) -> None:
     stack = world.config.stack
-    config = dataclasses.replace(world.config, chunk_seconds=3)
-    world.session.client("ssm").put_parameter(
-        Name=parameter_name(stack), Value=json.dumps(config.to_json()), Type="String", Overwrite=True
-    )
-    assert json.loads(_run(cli, "submit", str(clip), "--json", "--stack", stack))["chunks"] == 4
-    assert json.loads(_run(cli, "submit", str(clip), "--chunk-seconds", "5", "--json", "--stack", stack))["chunks"] == 2
+    chunk = world.store.get_chunk(video_id, 2)
+    probe_job, summarize_job = chunk.steps[1].job_id, chunk.steps[2].job_id
+    assert probe_job and summarize_job
+    # What Batch reports for a job retried after a spot reclaim: one stream per attempt, `<prefix>/default/<ECS task
+    # id>` (the playbook's prefix is the step name). moto runs no container and reports none: set them on its job.
+    job = batch_backends[DEFAULT_ACCOUNT_ID][world.config.region].get_job_by_id(probe_job)
+    streams = ["probe/default/0f3c9a1e5b7d4e2a9c8b6a5f4e3d2c1b", "probe/default/7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"]
+    job.attempts = [{"container": {"logStreamName": name}} for name in streams]
+    job.log_stream_name = streams[-1]
+    _put_log(world, streams[0], "attempt 1: host terminated")
+    _put_log(world, streams[1], "attempt 2: decoded 75 frames")
+    # moto names a job's stream `<job definition>/default/<job id>` (the local stack writes its jobs' output there).
+    _put_log(world, f"{world.config.job_definitions['summarize']}/default/{summarize_job}", "summarized 3 s")
+
+    printed = _run(cli, "logs", video_id, "--chunk", "2", "--stack", stack)
+    assert printed.index("attempt 1: host terminated") < printed.index("attempt 2: decoded 75 frames")
+    assert f"chunk 2: probe attempt 1: job {probe_job}" in printed and "summarized 3 s" in printed
+
+    everything = _run(cli, "logs", video_id, "--stack", stack)  # no --chunk: every chunk
+    assert [f"chunk {i}: probe attempt 1" in everything for i in range(4)] == [True] * 4
+    assert everything.count("no log stream ") == 6  # the other 3 chunks x 2 steps: described streams, none written
+
+    # Jobs Batch no longer describes (they age out; a restarted local stack's moto forgets them): no AWS name to find,
+    # said so; the local stack's own stream `<job definition>/default/<job id>` is still found.
+    key = {"pk": {"S": schema.video_pk(video_id)}, "sk": {"S": schema.chunk_sk(2)}}
+    aged = {":p": {"S": "aged-out-1"}, ":s": {"S": "aged-out-2"}}
+    world.store.client.update_item(TableName=world.config.table, Key=key, ExpressionAttributeValues=aged,
+                                   UpdateExpression="SET steps[1].job_id = :p, steps[2].job_id = :s")  # fmt: skip
+    _put_log(world, f"{world.config.job_definitions['summarize']}/default/aged-out-2", "kept by the local stack")
+    printed = _run(cli, "logs", video_id, "--chunk", "2", "--stack", stack)
+    assert "no log stream (Batch no longer describes the job)" in printed and "kept by the local stack" in printed
 
 
 def test_cancel_and_errors(cli: typer.Typer, world: World, clip: Path, tmp_path: Path) -> None:
@@ -105,7 +119,7 @@ def test_cancel_and_errors(cli: typer.Typer, world: World, clip: Path, tmp_path:
         (["submit", str(clip), "--every", "2", "--fps", "1", "--stack", stack], "use --every or --fps"),
         (["submit", f"s3://{world.config.bucket}/nope.mp4", "--stack", stack], "cannot read s3://"),
         (["submit", "s3://just-a-bucket", "--stack", stack], "not an S3 object URI"),
-        (["logs", video_id, "--stack", stack], "has no job yet"),
+        (["logs", video_id, "--stack", stack], "no chunk of"),
     ]:
         result = runner.invoke(cli, args)
         assert isinstance(result.exception, PipelineError) and message in str(result.exception), result.output
