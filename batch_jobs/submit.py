@@ -16,13 +16,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
 
 from batch_jobs import layout, schema
 from batch_jobs.batch import BatchClient, JobSpec
 from batch_jobs.config import StackConfig
 from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
-from batch_jobs.split import ChunkFile, SourceInfo, split_video
+from batch_jobs.split import ChunkFile, SourceInfo, open_video, split_video
 from batch_jobs.store import Store, now_iso
 
 TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20)
@@ -136,6 +137,23 @@ def submit_file(
     return Submitted(video_id, path.name, len(chunks), info.frames, info.duration)
 
 
+def _s3_size(s3: Any, uri: str) -> int:
+    bucket, key = layout.parse_s3_uri(uri)
+    try:
+        return int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except s3.exceptions.ClientError as exc:
+        raise PipelineError(f"cannot read {uri}: {exc.response.get('Error', {}).get('Message') or exc}") from None
+
+
+def check_source(s3: Any, source: str) -> None:
+    """Fail on a bad input before anything of a several-video submit is uploaded: a readable video file with a
+    video stream, or an S3 object that exists. (A file damaged past its header still fails later, in the split.)"""
+    if source.startswith("s3://"):
+        _s3_size(s3, source)
+    else:
+        open_video(Path(source)).close()
+
+
 def submit_s3(
     s3: Any,
     store: Store,
@@ -145,19 +163,21 @@ def submit_s3(
     chunk_seconds: float = 30.0,
     options: Mapping[str, Any] | None = None,
 ) -> Submitted:
-    """Register an S3 video and submit its split as a CPU job of the pipeline's first step."""
-    bucket, key = layout.parse_s3_uri(uri)
-    try:
-        size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
-    except s3.exceptions.ClientError as exc:
-        raise PipelineError(f"cannot read {uri}: {exc.response.get('Error', {}).get('Message') or exc}") from None
-    name = PurePosixPath(key).name
+    """Register an S3 video and submit its split as a CPU job of the pipeline's first step. A refused SubmitJob
+    fails the video with the reason (nothing else would ever settle a `submitted` video without a job)."""
+    size = _s3_size(s3, uri)
+    name = PurePosixPath(layout.parse_s3_uri(uri)[1]).name
     video_id = new_video_id(name)
     video_options = {**(options or {}), CHUNK_SECONDS_OPTION: chunk_seconds}
     store.put_video(_video(video_id, name, uri, config, schema.SUBMITTED, None, 0, video_options, size))
     first = config.pipeline[0]
     spec = JobSpec(config.stack, config.queue_for(first), config.job_definition_for(first), video_id, 0, first.name, 1)
-    batch.submit(spec)
+    try:
+        batch.submit(spec)
+    except (ClientError, BotoCoreError) as exc:
+        reason = f"cannot submit the split job: {' '.join(str(exc).split())}"
+        store.set_video_state(video_id, schema.FAILED, reason)
+        raise PipelineError(f"{uri}: {reason} (video {video_id} failed)") from None
     return Submitted(video_id, name, 0, 0, 0.0)
 
 

@@ -23,7 +23,7 @@ from batch_jobs.batch import JobInfo
 from batch_jobs.errors import PipelineError
 from batch_jobs.merge import SourceVideo, frames_step, merge_documents, plot_people
 from batch_jobs.schema import ChunkItem, VideoItem
-from batch_jobs.submit import Submitted, submit_file, submit_s3
+from batch_jobs.submit import Submitted, check_source, submit_file, submit_s3
 from cli.stack import Stack, open_stack
 
 console = Console()
@@ -82,31 +82,44 @@ def submit(
     as_json: AsJson = False,
     stack_name: StackOption = None,
 ) -> None:
-    """Split videos into chunks by stream copy, upload them and start the pipeline; prints each video id."""
+    """Split videos into chunks by stream copy, upload them and start the pipeline; prints each video id.
+
+    Every input is checked before anything is uploaded; each id is printed as soon as its video is submitted (on
+    stderr with --json), so a later failure does not hide it. With --wait, exits 1 unless every video ends done."""
     options = _options(every, fps)
     if chunk_seconds is not None and chunk_seconds <= 0:
         raise PipelineError(f"--chunk-seconds must be positive, got {chunk_seconds}")
     stack = open_stack(stack_name)
     seconds = stack.config.chunk_seconds if chunk_seconds is None else chunk_seconds
-    done = [
-        submit_s3(stack.s3, stack.store, stack.batch, stack.config, v, seconds, options)
-        if v.startswith("s3://")
-        else _submit_one(stack, Path(v), seconds, options, as_json)
-        for v in videos
-    ]
-    if not as_json:
-        for s in done:
-            detail = f"{s.chunks} chunks, {s.frames} frames, {s.duration:.1f} s" if s.chunks else "split job submitted"
-            console.print(f"{s.video_id}  {s.name}: {detail}")
+    for v in videos:
+        check_source(stack.s3, v)
+    done = []
+    for v in videos:
+        s = (
+            submit_s3(stack.s3, stack.store, stack.batch, stack.config, v, seconds, options)
+            if v.startswith("s3://")
+            else _submit_one(stack, Path(v), seconds, options, as_json)
+        )
+        done.append(s)
+        detail = f"{s.chunks} chunks, {s.frames} frames, {s.duration:.1f} s" if s.chunks else "split job submitted"
+        (err_console if as_json else console).print(f"{s.video_id}  {s.name}: {detail}", highlight=False)
     if wait:
         _wait(stack, [s.video_id for s in done], quiet=as_json)
         _write_local_outputs(stack, [s.video_id for s in done], quiet=as_json)
+    if not (as_json or wait):
+        return
+    videos_now = [stack.store.get_video(s.video_id) for s in done]
     if as_json:
-        rows = []
-        for s in done:
-            video = stack.store.get_video(s.video_id)
-            rows.append({**s.to_json(), "chunks": video.chunk_count, "state": video.state})
+        rows = [
+            {**s.to_json(), "chunks": v.chunk_count, "state": v.state} for s, v in zip(done, videos_now, strict=True)
+        ]
         print(json.dumps(rows[0] if len(rows) == 1 else rows))
+    unfinished = [video for video in videos_now if video.state != schema.DONE]
+    if wait and unfinished:
+        for video in unfinished:
+            error = f": {video.error}" if video.error else ""
+            err_console.print(f"{video.video_id} ended {video.state}{error}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _wait(stack: Stack, video_ids: list[str], quiet: bool) -> None:

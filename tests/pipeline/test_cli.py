@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import typer
@@ -14,6 +16,7 @@ from pipeline_clips import decoded_times
 from typer.testing import CliRunner
 
 from batch_jobs import schema
+from batch_jobs.config import parameter_name
 from batch_jobs.errors import PipelineError
 from cli import pipeline_cmd
 from router.drive import World
@@ -123,3 +126,61 @@ def test_cancel_and_errors(cli: typer.Typer, world: World, clip: Path, tmp_path:
     ]:
         result = runner.invoke(cli, args)
         assert isinstance(result.exception, PipelineError) and message in str(result.exception), result.output
+
+
+def test_submit_checks_every_input_before_uploading_any(
+    cli: typer.Typer, world: World, clip: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["submit", str(clip), str(empty), "--stack", world.config.stack])
+    assert isinstance(result.exception, PipelineError) and "empty file (0 bytes)" in str(result.exception)
+    assert list(world.store.videos()) == []  # the good first video was not submitted either
+    assert "Contents" not in world.session.client("s3").list_objects_v2(Bucket=world.config.bucket)
+
+
+def test_submit_prints_each_video_id_as_soon_as_it_is_submitted(
+    cli: typer.Typer, world: World, clip: Path, tmp_path: Path
+) -> None:
+    """The second video's split job is refused (its job definition is gone): the first id is printed all the same,
+    and the refused video is `failed` with the reason, not left `submitted` without a job."""
+    s3 = world.session.client("s3")
+    s3.upload_file(str(clip), world.config.bucket, "incoming/away.mp4")
+    broken = replace(world.config, job_definitions={**world.config.job_definitions, "timesplit": "no-such-definition"})
+    world.session.client("ssm").put_parameter(
+        Name=parameter_name(broken.stack), Value=json.dumps(broken.to_json()), Type="String", Overwrite=True
+    )
+    uri = f"s3://{world.config.bucket}/incoming/away.mp4"
+    result = CliRunner().invoke(cli, ["submit", str(clip), uri, "--chunk-seconds", "5", "--stack", broken.stack])
+    assert isinstance(result.exception, PipelineError), result.output
+    assert "cannot submit the split job" in str(result.exception)
+    videos = {v.name: v for v in world.store.videos()}
+    assert set(videos) == {clip.name, "away.mp4"}
+    assert f"{videos[clip.name].video_id}  {clip.name}: 2 chunks" in result.stdout
+    refused = videos["away.mp4"]
+    assert refused.state == schema.FAILED and "Job definition no-such-definition does not exist" in (
+        refused.error or ""
+    )
+
+
+def test_submit_wait_exits_non_zero_when_a_video_fails(
+    cli: typer.Typer, world: World, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids: list[str] = []
+
+    def meanwhile(_: float) -> None:
+        """What happens in AWS while `--wait` sleeps: a chunk object of the second video is lost, the pipeline runs."""
+        if not ids:
+            ids.extend(v.video_id for v in sorted(world.store.videos(), key=lambda v: v.created_at))
+            key = world.store.get_chunk(ids[1], 0).key
+            world.session.client("s3").delete_object(Bucket=world.config.bucket, Key=key)
+        world.pump()
+
+    monkeypatch.setattr(pipeline_cmd, "time", SimpleNamespace(sleep=meanwhile))
+    args = ["submit", str(clip), str(clip), "--chunk-seconds", "5", "--wait", "--json", "--stack", world.config.stack]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    rows = json.loads(result.stdout.splitlines()[-1])  # after the in-process jobs' own output
+    assert [(r["video_id"], r["state"]) for r in rows] == [(ids[0], schema.DONE), (ids[1], schema.FAILED)]
+    assert f"{ids[1]} ended failed: 1 of 2 chunks failed" in result.stderr
+    assert all(video_id in result.stderr for video_id in ids)  # printed as submitted (on stderr with --json)
