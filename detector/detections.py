@@ -13,6 +13,17 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class RawDetections:
+    """A detection model's outputs for a batch, as the TF Object Detection API gives them: boxes (n, k, 4) as
+    normalized [y_min, x_min, y_max, x_max], scores (n, k), 1-based classes (n, k), and the valid rows (n,)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    counts: np.ndarray
+
+
+@dataclass(frozen=True)
 class Detections:
     """`n` detections: `boxes` (n, 4) float32, `scores` (n,) float32, `labels` (n,) str."""
 

@@ -27,7 +27,7 @@ class HumanDetector(Detector):
         self._run = loaded.run
 
     def detect(self, images: np.ndarray) -> list[Detections]:
-        raw = self._run(images)
+        raw = self._run(images, self.threshold)
         results = []
         for boxes, scores, classes, count in zip(raw.boxes, raw.scores, raw.classes, raw.counts, strict=True):
             n = int(count)

@@ -106,7 +106,7 @@ def test_tf2_saved_model_gives_the_same_people(small_clip: Clip, tmp_path: Path)
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="input_tensor")])
         def serve(self, input_tensor: tf.Tensor) -> dict[str, tf.Tensor]:
             outputs = tf.numpy_function(
-                lambda batch: [np.asarray(v, np.float32) for v in vars(graph.run(batch)).values()],
+                lambda batch: [np.asarray(v, np.float32) for v in vars(graph.run(batch, 0.0)).values()],
                 [input_tensor],
                 [tf.float32] * 4,
             )
