@@ -60,6 +60,12 @@ def chunk_key(video_id: str, index: int) -> dict[str, str]:
     return {"pk": video_pk(video_id), "sk": chunk_sk(index)}
 
 
+def chunk_index(sk: str) -> int | None:
+    """The index in a chunk item's sort key, read without trusting the rest of the item (it may be malformed)."""
+    digits = sk.removeprefix(CHUNK_PREFIX)
+    return int(digits) if sk.startswith(CHUNK_PREFIX) and digits.isdigit() else None
+
+
 def is_chunk_item(item: Mapping[str, Any]) -> bool:
     return str(item.get("sk", "")).startswith(CHUNK_PREFIX)
 

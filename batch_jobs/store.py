@@ -132,7 +132,8 @@ class Store:
     def chunks(self, video_id: str) -> list[ChunkItem]:
         return [ChunkItem.from_item(i) for i in self.chunk_items(video_id)]
 
-    def videos(self) -> Iterator[VideoItem]:
+    def video_items(self) -> Iterator[dict[str, Any]]:
+        """Raw video items (raw so a malformed one can still be shown or skipped)."""
         params: dict[str, Any] = {
             "TableName": self.table,
             "FilterExpression": "sk = :sk",
@@ -140,11 +141,13 @@ class Store:
         }
         while True:
             response = self.client.scan(**params)
-            for item in response["Items"]:
-                yield VideoItem.from_item(deserialize(item))
+            yield from (deserialize(item) for item in response["Items"])
             if "LastEvaluatedKey" not in response:
                 return
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def videos(self) -> Iterator[VideoItem]:
+        return (VideoItem.from_item(item) for item in self.video_items())
 
     # -- creation -----------------------------------------------------------------------------------------------
     def put_video(self, video: VideoItem) -> None:
@@ -302,6 +305,15 @@ class Store:
             "SET #state = :running DELETE chunks_failed :i REMOVE #error",
             "attribute_exists(pk)",
             {":running": schema.RUNNING, ":i": {index}},
+        )
+
+    def start_video(self, video_id: str) -> dict[str, Any] | Conflict:
+        """A local submit's video runs once all its chunk items are written (until then it is `submitted`)."""
+        return self._update(
+            schema.video_key(video_id),
+            "SET #state = :running",
+            "#state = :sub AND attribute_not_exists(split_job_id)",
+            {":running": schema.RUNNING, ":sub": schema.SUBMITTED},
         )
 
     def start_split(self, video_id: str, job_id: str) -> dict[str, Any] | Conflict:

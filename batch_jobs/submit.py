@@ -1,7 +1,10 @@
 """Submit a video: split it by stream copy, upload the chunks, write the video item and the chunk items.
 
 A local file is split here (`submit_file`); an S3 object is split by a CPU job (`submit_s3` writes a `submitted`
-video item and submits the pipeline's first step, which runs `split_s3_source` in the job).
+video item and submits the pipeline's first step, which runs `split_s3_source` in the job). Either way the video
+item is written first and stays `submitted` until every chunk item is written (a local file's carries its chunk
+count from the start): a submit interrupted in between leaves a `submitted` video, which the sweep fails, never a
+`running` one that can never settle.
 Each chunk item is born with `steps = [{<first step>: done}]`; its stream record makes the router submit the next
 step. Chunks are uploaded before their items are written, so the router never sees a chunk whose object is missing.
 """
@@ -18,13 +21,13 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batch_jobs import layout, schema
+from batch_jobs import control, layout, schema
 from batch_jobs.batch import BatchClient, JobSpec
 from batch_jobs.config import StackConfig
 from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
 from batch_jobs.split import ChunkFile, SourceInfo, open_video, split_video
-from batch_jobs.store import Store, now_iso
+from batch_jobs.store import Conflict, Store, now_iso
 
 TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20)
 CHUNK_SECONDS_OPTION = "chunk_seconds"  # kept on the video item of an S3 submit, for the split job
@@ -129,11 +132,14 @@ def submit_file(
     video_id = new_video_id(path.name)
     items = upload_chunks(s3, store, config, video_id, chunks, options or {}, on_bytes, write_items=False)
     video = _video(
-        video_id, path.name, str(path.resolve()), config, schema.RUNNING, info, len(chunks), options or {}, info.size
+        video_id, path.name, str(path.resolve()), config, schema.SUBMITTED, info, len(chunks), options or {}, info.size
     )
     store.put_video(video)
     for item in items:
         store.put_chunk(item)
+    started = store.start_video(video_id)
+    if not isinstance(started, Conflict):
+        control.settle(store, VideoItem.from_item(started))  # chunks that finished before the video was running
     return Submitted(video_id, path.name, len(chunks), info.frames, info.duration)
 
 

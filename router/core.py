@@ -101,7 +101,7 @@ class Router:
         key = {"pk": str(item.get("pk")), "sk": str(item.get("sk"))}
         self.store.record_chunk_error(key, reason)
         video_id = key["pk"].removeprefix(schema.PK_PREFIX)
-        index = _index_of(key["sk"])
+        index = schema.chunk_index(key["sk"])
         if key["pk"].startswith(schema.PK_PREFIX) and index is not None:
             self.finish_chunk(video_id, index, ok=False)
 
@@ -134,8 +134,3 @@ def _changed_to(old: dict[str, Any] | None, pos: int, state: str) -> bool:
 def _job_id_at(item: dict[str, Any] | None, pos: int) -> str | None:
     steps = (item or {}).get("steps") or []
     return steps[pos].get("job_id") if len(steps) > pos and isinstance(steps[pos], dict) else None
-
-
-def _index_of(sk: str) -> int | None:
-    digits = sk.removeprefix(schema.CHUNK_PREFIX)
-    return int(digits) if sk.startswith(schema.CHUNK_PREFIX) and digits.isdigit() else None

@@ -2,7 +2,8 @@
 
 For each unfinished chunk: a claim without a job is submitted, a `done` step without a next claim is claimed, and a
 step whose job has ended (or vanished) without recording `done` is failed, exactly as its Batch event would. A claim
-younger than `CLAIM_GRACE` is left alone: the router that made it is likely still submitting its job.
+younger than `CLAIM_GRACE` is left alone: the router that made it is likely still submitting its job. Then each
+active video gets its finished chunks counted and settles (`sweep_videos.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from batch_jobs.schema import ChunkItem
 from batch_jobs.store import Conflict, deserialize, serialize
 from router.core import Router
 from router.events import FINISHED, JobStateChange
+from router.sweep_videos import repair_videos
 
 # Far longer than a router invocation takes from claim to recorded job (its Lambda timeout is 60 s).
 CLAIM_GRACE = timedelta(minutes=5)
@@ -28,6 +30,8 @@ class SweepReport:
     submitted: int
     claimed: int
     ended: int  # steps whose job ended without `done`: failed as their Batch event would
+    counted: int  # finished chunks whose video had not counted them (their last record was lost)
+    interrupted: int  # videos whose local submit stopped before all chunk items were written: failed
 
 
 def _chunks(router: Router) -> Iterator[ChunkItem]:
@@ -86,4 +90,5 @@ def sweep(router: Router, grace: timedelta = CLAIM_GRACE) -> SweepReport:
         )
         router.on_job_state_change(change)
         ended += 1
-    return SweepReport(chunks, submitted, claimed, ended)
+    videos = repair_videos(router, claimed_before)
+    return SweepReport(chunks, submitted, claimed, ended, videos.counted, videos.interrupted)

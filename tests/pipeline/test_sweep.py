@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from batch_jobs import schema
+from batch_jobs.store import deserialize
 from batch_jobs.submit import submit_file
 from router import handler
 from router.drive import World
@@ -34,7 +38,7 @@ def test_sweep_finishes_a_walk_whose_records_and_events_were_lost(world: World, 
     world.pump()  # from here the stream works again
     states = Counter(c.last.state for c in world.store.chunks(submitted.video_id))
     assert states == Counter({schema.DONE: 1, schema.FAILED: 1})
-    assert sweep(handler.get_router()) == type(report)(2, 0, 0, 0)  # nothing left to repair
+    assert sweep(handler.get_router()) == type(report)(2, 0, 0, 0, 0, 0)  # nothing left to repair
 
 
 def test_the_scheduled_event_runs_the_sweep(world: World, clip: Path, tmp_path: Path) -> None:
@@ -51,6 +55,63 @@ def test_the_scheduled_event_runs_the_sweep(world: World, clip: Path, tmp_path: 
         "resources": [f"arn:aws:events:{world.config.region}:123456789012:rule/{world.config.stack}-sweep"],
         "detail": {},
     }
-    assert handler.lambda_handler(event, None) == {"chunks": 2, "submitted": 0, "claimed": 2, "ended": 0}
+    expected = {"chunks": 2, "submitted": 0, "claimed": 2, "ended": 0, "counted": 0, "interrupted": 0}
+    assert handler.lambda_handler(event, None) == expected
     claims = [(c.last.step, c.last.state, c.last.job_id) for c in world.store.chunks(submitted.video_id)]
     assert claims == [("probe", schema.SUBMITTED, None)] * 2
+
+
+def _counts_the_chunk(record: dict[str, Any]) -> bool:
+    """The record that counts a chunk on its video: its last pipeline step done, or a step failed."""
+    steps = deserialize(record["dynamodb"].get("NewImage", {})).get("steps") or [{}]
+    return steps[-1].get("state") == schema.FAILED or (steps[-1].get("state") == schema.DONE and len(steps) == 3)
+
+
+def test_sweep_settles_a_video_whose_final_records_were_lost(world: World, clip: Path, tmp_path: Path) -> None:
+    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    lost = world.store.get_chunk(submitted.video_id, 1).key
+    world.session.client("s3").delete_object(Bucket=world.config.bucket, Key=lost)  # chunk 1 fails in its probe
+    for _ in range(10):  # the pipeline walks, but the stream loses each record that would count a chunk
+        records = [r for r in world.read_stream() if not _counts_the_chunk(r)]
+        world.deliver(records)
+        fresh = [j for j in world.jobs() if j["jobId"] not in world.ran]
+        for job in fresh:
+            world.run_job(job)
+        if not records and not fresh:
+            break
+    video = world.store.get_video(submitted.video_id)
+    assert (video.state, video.chunks_done, video.chunks_failed) == (schema.RUNNING, set(), set())
+    report = sweep(handler.get_router())
+    assert (report.counted, report.interrupted) == (2, 0)
+    video = world.store.get_video(submitted.video_id)
+    assert (video.state, video.error) == (schema.FAILED, "1 of 2 chunks failed")
+    assert (video.chunks_done, video.chunks_failed) == ({0}, {1})
+    assert sweep(handler.get_router()).counted == 0
+
+
+class Interrupted(BaseException):
+    """Ctrl-C (or a lost machine) in the middle of `submit`."""
+
+
+def test_sweep_fails_a_submit_interrupted_between_its_items(world: World, clip: Path, tmp_path: Path) -> None:
+    puts = 0
+
+    def interrupt_after_two_puts(**_: object) -> None:
+        nonlocal puts
+        puts += 1
+        if puts == 2:  # the video item and chunk 0's item are written, chunk 1's never is
+            raise Interrupted
+
+    dynamodb = world.store.client
+    dynamodb.meta.events.register("after-call.dynamodb.PutItem", interrupt_after_two_puts)
+    with pytest.raises(Interrupted):
+        submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    dynamodb.meta.events.unregister("after-call.dynamodb.PutItem", interrupt_after_two_puts)
+    (video,) = world.store.videos()
+    assert (video.state, video.chunk_count, len(world.store.chunks(video.video_id))) == (schema.SUBMITTED, 2, 1)
+    world.pump()  # chunk 0 walks to the end; the video cannot settle on it
+    assert world.store.get_video(video.video_id).state == schema.SUBMITTED
+    assert sweep(handler.get_router()).interrupted == 0  # a young submit may still be writing its chunk items
+    assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 1
+    video = world.store.get_video(video.video_id)
+    assert (video.state, video.error) == (schema.FAILED, "submit interrupted: 1 of 2 chunk items written")
