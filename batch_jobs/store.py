@@ -279,7 +279,7 @@ class Store:
             {":cancelled": schema.CANCELLED, ":now": now_iso(), ":sub": schema.SUBMITTED, ":run": schema.RUNNING},
         )
 
-    def record_chunk_error(self, key: Mapping[str, str], reason: str) -> dict[str, Any] | Conflict:
+    def record_item_error(self, key: Mapping[str, str], reason: str) -> dict[str, Any] | Conflict:
         """Mark an item the router cannot process; once, so the resulting stream record is not handled again."""
         return self._update(
             key, "SET #error = :reason", "attribute_exists(pk) AND attribute_not_exists(#error)", {":reason": reason}

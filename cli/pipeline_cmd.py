@@ -150,7 +150,21 @@ def _write_local_outputs(stack: Stack, video_ids: list[str], quiet: bool) -> Non
                 err_console.print(f"outputs of {video_id}: {paths}", highlight=False)
 
 
-def _videos_table(videos: list[VideoItem]) -> Table:
+Malformed = tuple[dict[str, Any], str]  # a raw item that does not follow the schema, and why
+
+
+def _read_videos(stack: Stack) -> tuple[list[VideoItem], list[Malformed]]:
+    """Every video item; a malformed one is listed with its reason instead of aborting the whole listing."""
+    videos, malformed = [], []
+    for item in stack.store.video_items():
+        try:
+            videos.append(VideoItem.from_item(item))
+        except schema.MalformedItem as exc:
+            malformed.append((item, str(exc)))
+    return videos, malformed
+
+
+def _videos_table(videos: list[VideoItem], malformed: list[Malformed] | None = None) -> Table:
     table = Table("video", "name", "state", "chunks", "done", "failed", "created")
     for v in sorted(videos, key=lambda v: v.created_at):
         table.add_row(
@@ -162,6 +176,9 @@ def _videos_table(videos: list[VideoItem]) -> Table:
             str(len(v.chunks_failed)),
             v.created_at,
         )
+    for item, reason in malformed or []:
+        video_id = str(item.get("pk", "")).removeprefix(schema.PK_PREFIX)
+        table.add_row(video_id, str(item.get("name", "")), f"malformed: {reason}", "", "", "", "")
     return table
 
 
@@ -202,7 +219,10 @@ def chunks_table(stack: Stack, video: VideoItem) -> Table:
 
 def _status_json(stack: Stack, video_id: str | None) -> Any:
     if video_id is None:
-        return [schema.plain(v.to_item()) for v in stack.store.videos()]
+        videos, malformed = _read_videos(stack)
+        return [schema.plain(v.to_item()) for v in videos] + [
+            {**schema.plain(item), "malformed": reason} for item, reason in malformed
+        ]
     video = stack.store.get_video(video_id)
     return {"video": schema.plain(video.to_item()), "chunks": schema.plain(stack.store.chunk_items(video_id))}
 
@@ -221,7 +241,7 @@ def status(
 
     def render() -> Table:
         if video_id is None:
-            return _videos_table(list(stack.store.videos()))
+            return _videos_table(*_read_videos(stack))
         return chunks_table(stack, stack.store.get_video(video_id))
 
     if not watch:

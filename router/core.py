@@ -88,18 +88,25 @@ class Router:
         )
 
     def finish_chunk(self, video_id: str, index: int, ok: bool) -> None:
-        """Count the chunk as finished; the last one to finish settles the video's state."""
+        """Count the chunk as finished; the last one to finish settles the video's state. A malformed video item
+        gets the reason recorded (shown by `status`) and is not raised: a retry could not heal it."""
         updated = self.store.finish_chunk(video_id, index, ok)
         if updated is None:
             log.warning("chunk %s of video %s has no video item", index, video_id)
             return
-        settle(self.store, VideoItem.from_item(updated))
+        try:
+            video = VideoItem.from_item(updated)
+        except MalformedItem as exc:
+            log.error("malformed video item %s: %s", video_id, exc)
+            self.store.record_item_error(schema.video_key(video_id), f"malformed video item: {exc}")
+            return
+        settle(self.store, video)
 
     def _reject(self, item: dict[str, Any], reason: str) -> None:
         """Record why an item cannot be processed and count its chunk as failed; never retry it (it cannot heal)."""
         log.error("malformed chunk item %s %s: %s", item.get("pk"), item.get("sk"), reason)
         key = {"pk": str(item.get("pk")), "sk": str(item.get("sk"))}
-        self.store.record_chunk_error(key, reason)
+        self.store.record_item_error(key, reason)
         video_id = key["pk"].removeprefix(schema.PK_PREFIX)
         index = schema.chunk_index(key["sk"])
         if key["pk"].startswith(schema.PK_PREFIX) and index is not None:
