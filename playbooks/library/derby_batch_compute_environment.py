@@ -15,7 +15,9 @@ description:
     their instances while the queue moves on.
   - Sizing (min and max vCPUs) and the ENABLED/DISABLED state are updated in place.
   - With C(state=absent), each matching compute environment is disabled, waited for and deleted (AWS refuses to
-    delete an enabled one or one still attached to a queue).
+    delete an enabled one or one still attached to a queue). In check mode it only reports what it would delete,
+    since the queue that a real run would first move off it has not moved.
+  - An existing compute environment that Batch reports INVALID fails the task with Batch's C(statusReason).
   - Without I(service_role), Batch's service-linked role C(AWSServiceRoleForBatch) is used (created when missing).
 options:
   name:
@@ -142,7 +144,7 @@ compute_environment:
     state: {description: ENABLED or DISABLED., type: str}
     compute_resources: {description: computeResources as Batch reports them., type: dict}
 deleted:
-  description: Names of the compute environments deleted.
+  description: Names of the compute environments deleted (in check mode, those that would be).
   returned: always
   type: list
   elements: str
@@ -153,7 +155,14 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible.module_utils.derby_aws import content_hash, drop_none, tag_changes, wait_batch_valid, wait_for
+from ansible.module_utils.derby_aws import (
+    content_hash,
+    drop_none,
+    fail_if_invalid,
+    tag_changes,
+    wait_batch_valid,
+    wait_for,
+)
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -277,6 +286,7 @@ def ensure_present(module, client):
             changed=True, compute_environment=summary(env), deleted=[], diff={"before": {}, "after": summary(env)}
         )
 
+    fail_if_invalid(module, "compute environment", name, env)
     current = env.get("computeResources", {})
     current_sizing = {k: current.get(k) for k in sizing}
     update = {}
@@ -319,12 +329,13 @@ def queues_using(client, arn, name):
 
 
 def delete_one(module, client, env):
+    """Disable, wait, delete. In check mode only report: the queue this run would move off it has not moved yet."""
+    if module.check_mode:
+        return
     name = name_of(env["computeEnvironmentName"])
     users = queues_using(client, env["computeEnvironmentArn"], name)
     if users:
         module.fail_json(msg="compute environment {0} is still used by job queues {1}".format(name, users))
-    if module.check_mode:
-        return
     if env.get("state") != "DISABLED":
         client.update_compute_environment(computeEnvironment=name, state="DISABLED", aws_retry=True)
         wait_settled(module, client, name)

@@ -13,6 +13,7 @@ description:
   - Some API implementations (moto) do not echo C(jobStateTimeLimitActions); the module then compares the hash it
     recorded in the tag C(derby-batch:state-time-limit-hash) when it last set them.
   - With C(state=absent) the queue is disabled, waited for and deleted.
+  - An existing queue that Batch reports INVALID fails the task with Batch's C(statusReason).
 options:
   name:
     description: Queue name.
@@ -103,7 +104,7 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible.module_utils.derby_aws import content_hash, tag_changes, wait_batch_valid, wait_for
+from ansible.module_utils.derby_aws import content_hash, fail_if_invalid, tag_changes, wait_batch_valid, wait_for
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -201,6 +202,7 @@ def ensure_present(module, client):
             queue = wait_valid(module, client, name)
         module.exit_json(changed=True, job_queue=summary(queue) or after, diff={"before": {}, "after": after})
 
+    fail_if_invalid(module, "job queue", name, queue)
     current_order = sorted(queue.get("computeEnvironmentOrder", []), key=lambda e: e["order"])
     current_arns = resolve_arns(module, client, [e["computeEnvironment"] for e in current_order], strict=False)
     before = {"name": name, "state": queue.get("state"), "priority": queue.get("priority"),

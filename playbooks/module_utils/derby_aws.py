@@ -50,6 +50,14 @@ def wait_for(module, what, probe, timeout, delay=5):
         time.sleep(delay)
 
 
+def fail_if_invalid(module, kind, name, resource):
+    """Fail with Batch's statusReason when a compute environment or job queue is INVALID.
+
+    An INVALID resource runs no job until its cause is fixed, so reporting it as ``ok`` would hide a broken stack."""
+    if resource and resource.get("status") == "INVALID":
+        module.fail_json(msg="{0} {1} is INVALID: {2}".format(kind, name, resource.get("statusReason")))
+
+
 def wait_batch_valid(module, kind, name, describe):
     """Wait until a Batch resource (``describe()`` returns it or None) is VALID; fail at once when it is INVALID.
 
@@ -57,8 +65,7 @@ def wait_batch_valid(module, kind, name, describe):
 
     def probe():
         resource = describe()
-        if resource and resource.get("status") == "INVALID":
-            module.fail_json(msg="{0} {1} is INVALID: {2}".format(kind, name, resource.get("statusReason")))
+        fail_if_invalid(module, kind, name, resource)
         return resource if resource and resource.get("status") == "VALID" else None
 
     return wait_for(module, "{0} {1} to be VALID".format(kind, name), probe, module.params["wait_timeout"])
