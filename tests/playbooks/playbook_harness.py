@@ -106,6 +106,38 @@ class Request:
         return json.loads(self.body)
 
 
+READ_PREFIXES = ("Describe", "Get", "List", "BatchGet", "Query", "Scan", "Lookup")
+
+
+def batch_operation(request: Request) -> str:
+    """Batch is a REST API: the operation is the last path segment, lower case (`/v1/createjobqueue`)."""
+    return request.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def operation(request: Request) -> str:
+    """The operation of a JSON (X-Amz-Target), query (Action=) or Batch REST request."""
+    if request.target:
+        return request.target.rsplit(".", 1)[-1]
+    if "Action=" in request.body:
+        return request.body.split("Action=", 1)[1].split("&", 1)[0]
+    return batch_operation(request)
+
+
+def writes(request: Request) -> bool:
+    """Whether a request changes something. JSON and query calls are named; REST calls (Batch, Lambda, S3) write
+    with PUT, DELETE and POST, except Batch, which POSTs its describe and list calls too."""
+    if request.target or "Action=" in request.body:
+        return not operation(request).startswith(READ_PREFIXES)
+    if request.method in ("PUT", "DELETE"):
+        return True
+    return request.method == "POST" and not batch_operation(request).startswith(("describe", "list"))
+
+
+def written(requests: list[Request]) -> list[str]:
+    """The writes among requests, as `METHOD operation` (readable in an assertion message)."""
+    return [f"{r.method} {operation(r)}" for r in requests if writes(r)]
+
+
 class Recorder:
     """moto's request recorder: what the modules sent, for properties moto does not store."""
 

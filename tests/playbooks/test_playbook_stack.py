@@ -10,33 +10,51 @@ import base64
 import hashlib
 import io
 import json
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from playbook_harness import REGION, REPO, ROUTER_ZIP, STACK, Deployment, Recorder, Request, client, run_playbook
+from playbook_harness import (
+    BIN,
+    REGION,
+    REPO,
+    ROUTER_ZIP,
+    STACK,
+    Deployment,
+    PlaybookRun,
+    Recorder,
+    Request,
+    batch_operation,
+    client,
+    playbook_env,
+    run_playbook,
+    written,
+)
 
 from batch_jobs.config import default_config, load_config
 from batch_jobs.pipeline import load_pipeline
 
 GPU_TYPES = ["g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g6.xlarge"]
-MUTATING_PREFIXES = ("Create", "Update", "Put", "Register", "Delete", "Deregister", "Tag", "Untag", "Attach", "Add")
+GPU_ENV_TASK = "GPU compute environment (scales to zero)"
+QUEUES_TASK = "Job queues that cancel jobs stuck in RUNNABLE"
+DELETE_ENVS_TASK = "Delete replaced compute environments"
+COMPUTE_ENVIRONMENT_WRITES = ("createcomputeenvironment", "updatecomputeenvironment", "deletecomputeenvironment")
+
+DEPLOYED: dict[str, Any] = {}
+"""Variables the variable-change tests have applied so far: later runs keep them, so each run changes one thing."""
 
 
-def batch_operation(request: Request) -> str:
-    """Batch is a REST API: the operation is the last path segment (`/v1/createjobqueue`)."""
-    return request.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1].lower()
-
-
-def operation(request: Request) -> str:
-    """The operation of a JSON (X-Amz-Target), query (Action=) or Batch REST request."""
-    if request.target:
-        return request.target.rsplit(".", 1)[-1]
-    if "Action=" in request.body:
-        return request.body.split("Action=", 1)[1].split("&", 1)[0]
-    return batch_operation(request)
+def redeploy(endpoint: str, recorder: Recorder, **change: Any) -> tuple[PlaybookRun, list[Request]]:
+    """deploy.yml with one more variable changed, recorded."""
+    recorder.start()
+    run = run_playbook(endpoint, "deploy.yml", {**DEPLOYED, **change})
+    requests = recorder.stop()
+    assert run.returncode == 0, run.output
+    DEPLOYED.update(change)
+    return run, requests
 
 
 def compute_environments(endpoint: str, base: str) -> list[dict[str, Any]]:
@@ -170,8 +188,10 @@ def test_iam_roles_are_scoped_to_the_stack(endpoint: str, deployment: Deployment
 
     profile = iam.get_instance_profile(InstanceProfileName=f"{STACK}-ecs-instance")["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == [f"{STACK}-ecs-instance"]
+    # The documented exception: the ECS agent's AWS managed policy, nothing else.
     attached = iam.list_attached_role_policies(RoleName=f"{STACK}-ecs-instance")["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["AmazonEC2ContainerServiceforEC2Role"]
+    assert iam.list_role_policies(RoleName=f"{STACK}-ecs-instance")["PolicyNames"] == []
 
     job = statements(inline_policy(endpoint, f"{STACK}-job"))
     assert job["ReadWriteVideos"]["Resource"] == f"{bucket_arn}/videos/*"
@@ -183,6 +203,7 @@ def test_iam_roles_are_scoped_to_the_stack(endpoint: str, deployment: Deployment
         "Action": "ssm:GetParameter",
         "Resource": config_arn,
     }
+    assert "ReadInputs" not in job  # no input_s3_arns: nothing outside the stack's bucket
 
     execution = statements(inline_policy(endpoint, f"{STACK}-job-execution"))
     assert execution["EcrPull"]["Resource"] == f"arn:aws:ecr:{REGION}:{account}:repository/{STACK}-jobs"
@@ -204,16 +225,32 @@ def test_iam_roles_are_scoped_to_the_stack(endpoint: str, deployment: Deployment
         "Action": "sqs:SendMessage",
         "Resource": f"arn:aws:sqs:{REGION}:{account}:{STACK}-router-dlq",
     }
-    assert set(as_list(router["TerminateJobs"]["Action"])) == {"batch:TerminateJob"}
+    stack_jobs = {"StringEquals": {"aws:ResourceTag/derby-batch:stack": STACK}}
+    assert router["TerminateJobs"] == {
+        "Sid": "TerminateJobs",
+        "Effect": "Allow",
+        "Action": "batch:TerminateJob",
+        "Resource": f"{batch_arn}:job/*",
+        "Condition": stack_jobs,
+    }
+    assert router["TagJobsOnSubmit"]["Action"] == "batch:TagResource"
+    assert router["TagJobsOnSubmit"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/derby-batch:stack": STACK},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["derby-batch:stack"]},
+    }
 
-    # "*" only where IAM has no resource-level scope for the action.
+    # Each resource names the stack, or the statement's condition does (jobs: by their tag); "*" only where IAM has
+    # no resource-level scope for the action.
+    unscoped = {"ecr:GetAuthorizationToken", "batch:DescribeJobs", "batch:ListJobs"}
     for role in (f"{STACK}-job", f"{STACK}-job-execution", f"{STACK}-router"):
         for statement in inline_policy(endpoint, role)["Statement"]:
             assert statement["Effect"] == "Allow"
-            if "*" in as_list(statement["Resource"]):
-                unscoped = {"ecr:GetAuthorizationToken", "batch:DescribeJobs", "batch:ListJobs"}
-                assert set(as_list(statement["Action"])) <= unscoped, statement
             assert not any(a.endswith(":*") or a == "*" for a in as_list(statement["Action"])), statement
+            for resource in as_list(statement["Resource"]):
+                if resource == "*":
+                    assert set(as_list(statement["Action"])) <= unscoped, statement
+                elif STACK not in resource:
+                    assert STACK in json.dumps(statement.get("Condition")), statement
 
 
 def test_gpu_compute_environment_scales_to_zero_on_nvidia_spot(endpoint: str, deployment: Deployment) -> None:
@@ -362,9 +399,8 @@ def test_stack_config_names_the_deployed_resources(endpoint: str, deployment: De
     account = account_id(endpoint)
     raw = json.loads(ssm.get_parameter(Name=f"/derby-batch/{STACK}/config")["Parameter"]["Value"])
     config = load_config(ssm, STACK)  # what `derby-batch status` and the router read
-    assert config.to_json() == default_config(STACK, REGION, account).to_json()
+    assert config.to_json() == {**default_config(STACK, REGION, account).to_json(), "chunk_seconds": 300}
     assert raw["pipeline"] == json.loads((REPO / "batch_jobs" / "pipeline.json").read_text())
-    assert raw["chunk_seconds"] == 300
     client(endpoint, "s3").head_bucket(Bucket=config.bucket)
     client(endpoint, "dynamodb").describe_table(TableName=config.table)
     assert client(endpoint, "logs").describe_log_groups(logGroupNamePrefix=config.log_group)["logGroups"]
@@ -372,6 +408,21 @@ def test_stack_config_names_the_deployed_resources(endpoint: str, deployment: De
         assert queue(endpoint, name)["state"] == "ENABLED"
     for name in config.job_definitions.values():
         assert len(active_definitions(endpoint, name)) == 1
+
+
+def test_status_command_talks_to_the_deployed_stack(endpoint: str, deployment: Deployment) -> None:
+    env = playbook_env(endpoint)  # AWS_ENDPOINT_URL at the moto server, the test credentials and region
+    for args in (["--json"], []):
+        done = subprocess.run(
+            [str(BIN / "derby-batch"), "status", "--stack", STACK, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        if args:
+            assert json.loads(done.stdout) == []  # no video submitted yet
 
 
 # --- idempotence and check mode ---------------------------------------------------------------------------------
@@ -383,8 +434,7 @@ def test_second_run_changes_nothing(endpoint: str, deployment: Deployment, recor
     requests = recorder.stop()
     assert run.returncode == 0, run.output
     assert run.stats["changed"] == 0, run.changed_tasks
-    mutating = [operation(r) for r in requests if operation(r).startswith(MUTATING_PREFIXES)]
-    assert mutating == [], mutating
+    assert written(requests) == []
 
 
 def test_check_mode_reports_a_change_without_making_it(
@@ -394,13 +444,29 @@ def test_check_mode_reports_a_change_without_making_it(
     run = run_playbook(endpoint, "deploy.yml", {"gpu_max_vcpus": 64, "log_retention_days": 7}, check=True)
     requests = recorder.stop()
     assert run.returncode == 0, run.output
-    assert sorted(run.changed_tasks) == ["GPU compute environment (scales to zero)", "Log groups with retention"]
-    mutating = [operation(r) for r in requests if operation(r).startswith(MUTATING_PREFIXES)]
-    assert mutating == [], mutating
+    assert sorted(run.changed_tasks) == [GPU_ENV_TASK, "Log groups with retention"]
+    assert written(requests) == []
+    # moto ignores UpdateComputeEnvironment's sizing, so the stored maxvCpus alone could not show an update was sent.
+    assert not [r for r in requests if batch_operation(r) in COMPUTE_ENVIRONMENT_WRITES]
     (env,) = compute_environments(endpoint, f"{STACK}-gpu")
     assert env["computeResources"]["maxvCpus"] == 16
     logs = client(endpoint, "logs").describe_log_groups(logGroupNamePrefix=f"/aws/batch/{STACK}")["logGroups"]
     assert logs[0]["retentionInDays"] == 30
+
+
+def test_check_mode_reports_a_compute_environment_replacement_without_making_it(
+    endpoint: str, deployment: Deployment, recorder: Recorder
+) -> None:
+    (before,) = compute_environments(endpoint, f"{STACK}-gpu")
+    recorder.start()
+    run = run_playbook(endpoint, "deploy.yml", {"gpu_instance_types": ["g5.xlarge"]}, check=True)
+    requests = recorder.stop()
+    assert run.returncode == 0, run.output
+    assert sorted(run.changed_tasks) == [DELETE_ENVS_TASK, GPU_ENV_TASK, QUEUES_TASK]
+    deleted = {r["item"]["key"]: r["deleted"] for r in run.result(DELETE_ENVS_TASK)["results"]}
+    assert deleted == {"gpu": [before["computeEnvironmentName"]], "cpu": []}
+    assert written(requests) == []
+    assert compute_environments(endpoint, f"{STACK}-gpu") == [before]
 
 
 # --- changing a variable changes just what it should --------------------------------------------------------------
@@ -410,22 +476,82 @@ def test_max_vcpus_updates_the_compute_environment_in_place(
     endpoint: str, deployment: Deployment, recorder: Recorder
 ) -> None:
     (before,) = compute_environments(endpoint, f"{STACK}-gpu")
-    recorder.start()
-    run = run_playbook(endpoint, "deploy.yml", {"gpu_max_vcpus": 64})
-    requests = recorder.stop()
-    assert run.returncode == 0, run.output
-    assert run.changed_tasks == ["GPU compute environment (scales to zero)"]
+    run, requests = redeploy(endpoint, recorder, gpu_max_vcpus=64)
+    assert run.changed_tasks == [GPU_ENV_TASK]
     # moto ignores computeResources in UpdateComputeEnvironment: assert on what was sent.
     (update,) = [r.json() for r in requests if batch_operation(r) == "updatecomputeenvironment"]
     assert update["computeEnvironment"] == before["computeEnvironmentName"]
     assert update["computeResources"] == {"maxvCpus": 64, "minvCpus": 0}
-    assert not [r for r in requests if batch_operation(r) == "createcomputeenvironment"]
+    assert written(requests) == ["POST updatecomputeenvironment"]  # the only write: Batch's REST calls are seen
     (after,) = compute_environments(endpoint, f"{STACK}-gpu")
     assert after["computeEnvironmentArn"] == before["computeEnvironmentArn"]
 
 
+def test_on_demand_replaces_just_the_gpu_compute_environment(
+    endpoint: str, deployment: Deployment, recorder: Recorder
+) -> None:
+    (before,) = compute_environments(endpoint, f"{STACK}-gpu")
+    (cpu_before,) = compute_environments(endpoint, f"{STACK}-cpu")
+    run, requests = redeploy(endpoint, recorder, use_spot=False)
+    assert sorted(run.changed_tasks) == [DELETE_ENVS_TASK, GPU_ENV_TASK, QUEUES_TASK]
+    (after,) = compute_environments(endpoint, f"{STACK}-gpu")
+    old, new = before["computeEnvironmentName"], after["computeEnvironmentName"]
+    assert new != old
+    resources = after["computeResources"]
+    assert (resources["type"], resources["allocationStrategy"]) == ("EC2", "BEST_FIT_PROGRESSIVE")
+    assert sorted(resources["instanceTypes"]) == sorted(GPU_TYPES)
+    assert resources["ec2Configuration"] == [{"imageType": "ECS_AL2023_NVIDIA"}]
+    assert compute_environments(endpoint, f"{STACK}-cpu") == [cpu_before]
+    queues = run.result(QUEUES_TASK)["results"]
+    assert [r["item"]["key"] for r in queues if r["changed"]] == ["gpu"]
+
+    # Create the new one (at the size set before), move the queue onto it, then disable and delete the old one.
+    calls = [(batch_operation(r), r.json()) for r in requests if r.path.split("?")[0].count("/v1/") and r.body]
+    (create,) = [i for i, (op, body) in enumerate(calls) if op == "createcomputeenvironment"]
+    assert calls[create][1]["computeEnvironmentName"] == new
+    assert calls[create][1]["computeResources"]["maxvCpus"] == 64
+    (move,) = [i for i, (op, body) in enumerate(calls) if op == "updatejobqueue"]
+    assert [e["computeEnvironment"] for e in calls[move][1]["computeEnvironmentOrder"]] == [
+        after["computeEnvironmentArn"]
+    ]
+    disable = calls.index(("updatecomputeenvironment", {"computeEnvironment": old, "state": "DISABLED"}))
+    delete = calls.index(("deletecomputeenvironment", {"computeEnvironment": old}))
+    assert create < move < disable < delete
+
+
+def test_runnable_timeout_updates_just_the_queues(endpoint: str, deployment: Deployment, recorder: Recorder) -> None:
+    run, requests = redeploy(endpoint, recorder, runnable_timeout_seconds=7200)
+    assert run.changed_tasks == [QUEUES_TASK]
+    # moto does not store jobStateTimeLimitActions: assert on the update the module sent.
+    updates = {r.json()["jobQueue"]: r.json() for r in requests if batch_operation(r) == "updatejobqueue"}
+    assert set(updates) == {f"{STACK}-gpu", f"{STACK}-cpu"}
+    for body in updates.values():
+        assert set(body) == {"jobQueue", "jobStateTimeLimitActions"}
+        assert {a["reason"]: a["maxTimeSeconds"] for a in body["jobStateTimeLimitActions"]} == {
+            "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": 7200,
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE": 600,
+            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT": 600,
+        }
+    assert not [r for r in requests if batch_operation(r) in COMPUTE_ENVIRONMENT_WRITES]
+
+    again, requests = redeploy(endpoint, recorder)
+    assert again.stats["changed"] == 0, again.changed_tasks
+    assert written(requests) == []
+
+
+def test_input_s3_arns_let_the_jobs_read_just_those_objects(
+    endpoint: str, deployment: Deployment, recorder: Recorder
+) -> None:
+    arns = ["arn:aws:s3:::pbtest-footage/games/*"]
+    run, _ = redeploy(endpoint, recorder, input_s3_arns=arns)
+    assert run.changed_tasks == ["Inline policies"]
+    assert [r["item"]["role"] for r in run.result("Inline policies")["results"] if r["changed"]] == [f"{STACK}-job"]
+    job = statements(inline_policy(endpoint, f"{STACK}-job"))
+    assert job["ReadInputs"] == {"Sid": "ReadInputs", "Effect": "Allow", "Action": "s3:GetObject", "Resource": arns}
+
+
 def test_fleet_settings_replace_the_compute_environment_and_memory_revises_one_definition(
-    endpoint: str, deployment: Deployment
+    endpoint: str, deployment: Deployment, recorder: Recorder
 ) -> None:
     # One run changes several variables (each playbook run costs most of a minute): the instance types and SSH access
     # (a key pair), which AWS Batch cannot always update in place, so the compute environment is replaced; SSH also
@@ -440,13 +566,12 @@ def test_fleet_settings_replace_the_compute_environment_and_memory_revises_one_d
     }
     (before,) = compute_environments(endpoint, f"{STACK}-gpu")
     (cpu_before,) = compute_environments(endpoint, f"{STACK}-cpu")
-    run = run_playbook(endpoint, "deploy.yml", variables)
-    assert run.returncode == 0, run.output
+    run, _ = redeploy(endpoint, recorder, **variables)
     assert sorted(run.changed_tasks) == [
-        "Delete replaced compute environments",
-        "GPU compute environment (scales to zero)",
+        DELETE_ENVS_TASK,
+        GPU_ENV_TASK,
         "Job definitions, one per pipeline step",
-        "Job queues that cancel jobs stuck in RUNNABLE",
+        QUEUES_TASK,
         "Security group without inbound rules (SSH only with a key pair and a CIDR)",
     ]
     (group,) = client(endpoint, "ec2").describe_security_groups(
@@ -463,7 +588,7 @@ def test_fleet_settings_replace_the_compute_environment_and_memory_revises_one_d
     assert after["computeResources"]["ec2KeyPair"] == f"{STACK}-key"
     order = [e["computeEnvironment"] for e in queue(endpoint, f"{STACK}-gpu")["computeEnvironmentOrder"]]
     assert order in ([after["computeEnvironmentArn"]], [after["computeEnvironmentName"]])
-    queues = run.result("Job queues that cancel jobs stuck in RUNNABLE")["results"]
+    queues = run.result(QUEUES_TASK)["results"]
     assert [r["item"]["key"] for r in queues if r["changed"]] == ["gpu"]
     assert compute_environments(endpoint, f"{STACK}-cpu") == [cpu_before]
 
@@ -475,6 +600,5 @@ def test_fleet_settings_replace_the_compute_environment_and_memory_revises_one_d
     assert memory == "15000"
     assert [d["revision"] for d in active_definitions(endpoint, f"{STACK}-summarize")] == [1]
 
-    again = run_playbook(endpoint, "deploy.yml", variables)
-    assert again.returncode == 0, again.output
+    again, _ = redeploy(endpoint, recorder)
     assert again.stats["changed"] == 0, again.changed_tasks

@@ -9,7 +9,19 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from playbook_harness import REGION, STACK, Deployment, client, run_playbook
+from playbook_harness import (
+    REGION,
+    STACK,
+    Deployment,
+    PlaybookRun,
+    Recorder,
+    Request,
+    batch_operation,
+    client,
+    run_playbook,
+)
+
+ITEM = {"pk": {"S": "video#v1"}, "sk": {"S": "video"}, "state": {"S": "done"}}
 
 
 def leftovers(endpoint: str) -> dict[str, Any]:
@@ -71,25 +83,64 @@ def leftovers(endpoint: str) -> dict[str, Any]:
     return found
 
 
-def test_teardown_keeps_only_the_data(endpoint: str, deployment: Deployment) -> None:
-    account = client(endpoint, "sts").get_caller_identity()["Account"]
-    bucket = f"{STACK}-data-{account}-{REGION}"
-    item = {"pk": {"S": "video#v1"}, "sk": {"S": "video"}, "state": {"S": "done"}}
-    client(endpoint, "dynamodb").put_item(TableName=f"{STACK}-items", Item=item)
+@pytest.fixture(scope="module")
+def teardown(endpoint: str, deployment: Deployment, recorder: Recorder) -> tuple[PlaybookRun, list[Request]]:
+    """teardown.yml on the whole deployed stack (and a job-history item), recorded."""
+    client(endpoint, "dynamodb").put_item(TableName=f"{STACK}-items", Item=ITEM)
     before = leftovers(endpoint)
     assert all(before.values()), {k: v for k, v in before.items() if not v}
-
+    recorder.start()
     run = run_playbook(endpoint, "teardown.yml")
+    requests = recorder.stop()
     assert run.returncode == 0, run.output
+    return run, requests
 
+
+def test_teardown_keeps_only_the_data(endpoint: str, teardown: tuple[PlaybookRun, list[Request]]) -> None:
+    account = client(endpoint, "sts").get_caller_identity()["Account"]
+    bucket = f"{STACK}-data-{account}-{REGION}"
     left = {kind: names for kind, names in leftovers(endpoint).items() if names}
     assert left == {"tables": [f"{STACK}-items"], "buckets": [bucket]}
-    kept = client(endpoint, "dynamodb").get_item(TableName=f"{STACK}-items", Key={k: item[k] for k in ("pk", "sk")})
-    assert kept["Item"] == item
+    kept = client(endpoint, "dynamodb").get_item(TableName=f"{STACK}-items", Key={k: ITEM[k] for k in ("pk", "sk")})
+    assert kept["Item"] == ITEM
     assert "Policy" in client(endpoint, "s3").get_bucket_policy(Bucket=bucket)
 
 
-def test_teardown_again_with_purge_data_leaves_nothing(endpoint: str, deployment: Deployment) -> None:
+def test_teardown_disables_then_deletes_queues_before_compute_environments(
+    teardown: tuple[PlaybookRun, list[Request]],
+) -> None:
+    # moto deletes ENABLED queues and compute environments (AWS refuses): only the request order shows the rule.
+    _, requests = teardown
+    calls = []
+    for request in requests:
+        operation = batch_operation(request)
+        if operation in ("updatejobqueue", "deletejobqueue"):
+            calls.append((operation, request.json()["jobQueue"], request.json().get("state")))
+        elif operation in ("updatecomputeenvironment", "deletecomputeenvironment"):
+            calls.append((operation, request.json()["computeEnvironment"], request.json().get("state")))
+    for name in (f"{STACK}-gpu", f"{STACK}-cpu"):
+        assert calls.index(("updatejobqueue", name, "DISABLED")) < calls.index(("deletejobqueue", name, None))
+    last_queue = max(i for i, call in enumerate(calls) if call[0] == "deletejobqueue")
+    environments = [i for i, call in enumerate(calls) if call[0].endswith("computeenvironment")]
+    assert environments and last_queue < min(environments), calls
+    deleted = [name for operation, name, _ in calls if operation == "deletecomputeenvironment"]
+    assert sorted(name.rsplit("-", 1)[0] for name in deleted) == [f"{STACK}-cpu", f"{STACK}-gpu"]
+    for name in deleted:
+        disable = calls.index(("updatecomputeenvironment", name, "DISABLED"))
+        assert disable < calls.index(("deletecomputeenvironment", name, None))
+
+
+def test_teardown_removes_the_stream_mapping_before_the_router(teardown: tuple[PlaybookRun, list[Request]]) -> None:
+    _, requests = teardown
+    deletes = [r.path.split("?")[0] for r in requests if r.method == "DELETE"]
+    (mapping,) = [i for i, path in enumerate(deletes) if "/event-source-mappings/" in path]
+    (function,) = [i for i, path in enumerate(deletes) if path.endswith(f"/functions/{STACK}-router")]
+    assert mapping < function
+
+
+def test_teardown_again_with_purge_data_leaves_nothing(
+    endpoint: str, teardown: tuple[PlaybookRun, list[Request]]
+) -> None:
     run = run_playbook(endpoint, "teardown.yml", {"purge_data": True})
     assert run.returncode == 0, run.output
     left = {kind: names for kind, names in leftovers(endpoint).items() if names}
