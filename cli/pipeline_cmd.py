@@ -32,6 +32,7 @@ err_console = Console(stderr=True)
 StackOption = Annotated[str | None, typer.Option("--stack", help="Stack name (default: DERBY_BATCH_STACK or derby).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 WATCH_SECONDS = 2.0
+WAIT_SECONDS = 0.5  # `submit --wait` returns this soon after the last video is done: one GetItem per video each time
 
 
 def _options(every: int | None, fps: float | None) -> dict[str, Any]:
@@ -130,7 +131,7 @@ def _wait(stack: Stack, video_ids: list[str], quiet: bool) -> None:
                 live.update(_videos_table(videos), refresh=True)
             if all(v.state in schema.FINAL for v in videos):
                 break
-            time.sleep(WATCH_SECONDS)
+            time.sleep(WAIT_SECONDS)
     if not quiet:
         console.print(_videos_table(videos))
 

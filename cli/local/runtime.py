@@ -33,6 +33,7 @@ from cli.local.paths import LocalPaths
 from cli.local.server import MotoServer
 from cli.local.snapshot import Snapshot
 from cli.local.stream_poller import StreamPoller
+from router.core import Router
 
 LOCAL_STACK = "local"
 REGION = "us-east-1"
@@ -83,6 +84,14 @@ class LocalStack:
         self._lock = InstanceLock(self.paths)
         self._server: MotoServer | None = None
         self._router_lock = threading.Lock()
+        # One session for every client of the stack: each new session loads botocore's endpoint and service data
+        # again (about 0.1 s of CPU each). Creating clients from one session is not thread-safe, hence the lock.
+        self._session = boto3.Session(
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        )
+        self._session_lock = threading.Lock()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._snapshotter = threading.Thread(target=self._snapshot_loop, name="snapshots", daemon=True)
@@ -119,9 +128,9 @@ class LocalStack:
         from router.handler import set_router
 
         point_process_at(endpoint)
-        set_router(None)  # the router of this process reads the config of this stack on its first event
-        session = boto3.Session(region_name=REGION)
-        stream_arn = bootstrap_stack(session, self.config)
+        stream_arn = bootstrap_stack(self._session, self.config)
+        with self._session_lock:  # the router of this process, on this stack, as Lambda builds it at a cold start
+            set_router(Router.from_session(self._session, self.config.stack))
         clients = {name: self.session_client(name) for name in ("dynamodb", "s3", "logs", "batch")}
         self.store = Store(clients["dynamodb"], self.config.table)
         self.snapshot = Snapshot(clients["dynamodb"], clients["s3"], [self.config.table], self.paths)
@@ -156,12 +165,8 @@ class LocalStack:
 
     def session_client(self, service: str) -> Any:
         """A boto3 client of this stack's server (credentials and region of the local stack)."""
-        session = boto3.Session(
-            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=REGION,
-        )
-        return session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+        with self._session_lock:
+            return self._session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
 
     def invoke_router(self, event: dict[str, Any]) -> Any:
         """One Lambda invocation of the real router; serialized, as each invocation runs alone on AWS."""
