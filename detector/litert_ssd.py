@@ -152,10 +152,17 @@ class LiteSsd:
 def cache_file(graph: bytes) -> Path:
     """Where the converted model of this graph is kept: named by the graph's bytes, this layout and the converter's
     and runtime's versions, under $XDG_CACHE_HOME (default ~/.cache)."""
-    versions = [importlib.metadata.version(d) for d in ("tensorflow", "ai-edge-litert")]
+    versions = [_version(d) for d in ("tensorflow", "tensorflow-cpu", "ai-edge-litert")]
     key = hashlib.sha256(graph + f"{_FORMAT}{versions}".encode()).hexdigest()[:32]
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return root / "derby-batch" / "litert" / f"{key}.npz"
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def load_cached(cache: Path) -> LiteSsd | None:
