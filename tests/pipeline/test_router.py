@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from batch_jobs import schema
@@ -57,21 +58,35 @@ def _kind(record: dict[str, Any]) -> str:
     return "running" if last["state"]["S"] == schema.RUNNING else "submitted+job"
 
 
-def test_one_failing_record_is_reported_and_the_others_go_on(world: World, clip: Path, tmp_path: Path) -> None:
-    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+@pytest.mark.parametrize("failing", [0, 3], ids=["first", "last"])
+def test_one_failing_record_is_reported_and_the_others_go_on(
+    world: World, clip: Path, tmp_path: Path, failing: int
+) -> None:
+    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=3)
     records = [r for r in world.read_stream() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("chunk#")]
-    assert len(records) == 2
+    assert len(records) == 4
 
-    def throttle_chunk_one(params: dict[str, Any], **_: Any) -> None:
-        if params.get("Key", {}).get("sk", {}).get("S") == schema.chunk_sk(1):
+    def throttle_one_chunk(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key", {}).get("sk", {}).get("S") == schema.chunk_sk(failing):
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem")
 
     client = handler.get_router().store.client
-    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", throttle_chunk_one)
+    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", throttle_one_chunk)
     response = handler.lambda_handler(lambda_event(records, world.stream_arn), None)
-    client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", throttle_chunk_one)
-    assert response == {"batchItemFailures": [{"itemIdentifier": records[1]["dynamodb"]["SequenceNumber"]}]}
-    chunks = world.store.chunks(submitted.video_id)
-    assert [len(c.steps) for c in chunks] == [2, 1]  # chunk 0 was claimed, chunk 1 waits for the retry
-    handler.lambda_handler(lambda_event(records[1:], world.stream_arn), None)
-    assert [len(c.steps) for c in world.store.chunks(submitted.video_id)] == [2, 2]
+    client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", throttle_one_chunk)
+    assert response == {"batchItemFailures": [{"itemIdentifier": records[failing]["dynamodb"]["SequenceNumber"]}]}
+    # Every other chunk was claimed in this same invocation, before and after the failing record.
+    steps = [len(c.steps) for c in world.store.chunks(submitted.video_id)]
+    assert steps == [1 if i == failing else 2 for i in range(4)]
+    assert sorted(_chunk_of(r) for r in world.read_stream()) == [i for i in range(4) if i != failing]
+    # Lambda retries from the lowest failed sequence number, so the records after it come again: they change
+    # nothing (their claims conflict and write no record); only the failed chunk is claimed now.
+    handler.lambda_handler(lambda_event(records[failing:], world.stream_arn), None)
+    assert [len(c.steps) for c in world.store.chunks(submitted.video_id)] == [2] * 4
+    assert [_chunk_of(r) for r in world.read_stream()] == [failing]
+
+
+def _chunk_of(record: dict[str, Any]) -> int:
+    index = schema.chunk_index(record["dynamodb"]["Keys"]["sk"]["S"])
+    assert index is not None
+    return index
