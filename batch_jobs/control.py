@@ -1,6 +1,8 @@
 """What a user does to a running video: retry failed steps, cancel. Conditional writes only; the router does the rest.
 
 `retry` puts a failed step back to `submitted` with the next attempt (the router submits it from that stream record);
+a failed S3 split (no chunks yet) is put back to `submitted` and its next attempt's job submitted here (the router
+does not see video items);
 `cancel` flags each chunk (no new claims), marks active steps `cancelled` and terminates their jobs.
 """
 
@@ -8,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from batch_jobs import schema
-from batch_jobs.batch import BatchClient
+from batch_jobs.batch import BatchClient, JobSpec
+from batch_jobs.config import StackConfig
+from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, VideoItem
 from batch_jobs.store import Conflict, Store
 
@@ -50,6 +56,37 @@ def retry(store: Store, video_id: str, chunk: int | None = None) -> Changed:
             store.reopen_chunk(video_id, item.index)
             retried.append(item.index)
     return Changed(tuple(retried))
+
+
+def split_spec(config: StackConfig, video_id: str, attempt: int) -> JobSpec:
+    """The split job of an S3 video: the pipeline's first step, as chunk 0, with the video's split attempt."""
+    first = config.pipeline[0]
+    queue, definition = config.queue_for(first), config.job_definition_for(first)
+    return JobSpec(config.stack, queue, definition, video_id, 0, first.name, attempt)
+
+
+def submit_split(store: Store, batch: BatchClient, config: StackConfig, video_id: str, attempt: int) -> str:
+    """Submit the split job of a `submitted` video. A refused SubmitJob fails the video with the reason (a crash
+    before it leaves the video to the sweep): nothing else would ever settle a `submitted` video without a job."""
+    try:
+        return batch.submit(split_spec(config, video_id, attempt))
+    except (ClientError, BotoCoreError) as exc:
+        reason = f"cannot submit the split job: {' '.join(str(exc).split())}"
+        store.fail_split(video_id, None, reason, attempt)
+        raise PipelineError(f"{reason} (video {video_id} failed)") from None
+
+
+def split_failed(video: VideoItem) -> bool:
+    """An S3 video that failed before its split finished (it has no chunk count): `retry` splits it again."""
+    return video.state == schema.FAILED and video.chunk_count == 0 and video.source.startswith("s3://")
+
+
+def retry_split(store: Store, batch: BatchClient, config: StackConfig, video: VideoItem) -> str | None:
+    """Split a failed S3 video again as the next attempt (jobs of earlier attempts are fenced out); returns the new
+    job's id, or None when another retry got there first."""
+    if isinstance(store.retry_split(video.video_id, video.split_attempt), Conflict):
+        return None
+    return submit_split(store, batch, config, video.video_id, video.split_attempt + 1)
 
 
 def cancel(store: Store, batch: BatchClient, video_id: str) -> Changed:

@@ -122,7 +122,7 @@ class Job:
     def _split(self, config: StackConfig, store: Store) -> int:
         """The first step of an S3 submit: split the whole video (fenced on the video item, not a chunk)."""
         video_id, job_id = self.args.video_id, self.env.job_id
-        started = store.start_split(video_id, job_id)
+        started = store.start_split(video_id, job_id, self.args.attempt)
         if isinstance(started, Conflict):
             if started.item is None:
                 raise PipelineError(f"no video {video_id!r}")
@@ -133,7 +133,7 @@ class Job:
                 fields = split_s3_source(self.s3, store, config, VideoItem.from_item(started), Path(tmp))
         except Exception as exc:
             reason = one_line(exc)
-            store.fail_split(video_id, job_id, reason)
+            store.fail_split(video_id, job_id, reason, self.args.attempt)
             print(f"failed: {reason}", file=sys.stderr)
             return EXIT_FAILED
         finished = store.finish_split(video_id, job_id, fields)

@@ -248,6 +248,13 @@ class VideoItem:
     chunks_done: frozenset[int] = frozenset()
     chunks_failed: frozenset[int] = frozenset()
     error: str | None = None
+    # An S3 submit's split job: its attempt (a `retry` of a failed split is the next one), when that attempt was
+    # submitted (by a retry; else `created_at`), the job id once it started.
+    split_attempt: int = 1
+    claimed_at: str | None = None
+    split_job_id: str | None = None
+    started_at: str | None = None  # the split job started
+    finished_at: str | None = None  # the video reached a final state
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> VideoItem:
@@ -275,6 +282,11 @@ class VideoItem:
             chunks_done=frozenset(int(i) for i in item.get("chunks_done", ())),
             chunks_failed=frozenset(int(i) for i in item.get("chunks_failed", ())),
             error=_opt_str(item.get("error"), "video error"),
+            split_attempt=_int(item.get("split_attempt", 1), "split_attempt"),
+            claimed_at=_opt_str(item.get("claimed_at"), "claimed_at"),
+            split_job_id=_opt_str(item.get("split_job_id"), "split_job_id"),
+            started_at=_opt_str(item.get("started_at"), "started_at"),
+            finished_at=_opt_str(item.get("finished_at"), "finished_at"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -298,4 +310,9 @@ class VideoItem:
             item["chunks_failed"] = set(self.chunks_failed)
         if self.error:
             item["error"] = self.error
+        if self.split_attempt != 1:
+            item["split_attempt"] = self.split_attempt
+        for name in ("claimed_at", "split_job_id", "started_at", "finished_at"):
+            if getattr(self, name) is not None:
+                item[name] = getattr(self, name)
         return item

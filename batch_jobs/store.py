@@ -19,7 +19,14 @@ from batch_jobs import schema
 from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, ResultRef, VideoItem
 
-_RESERVED = ("state", "error", "result", "metrics", "duration")  # DynamoDB reserved words used as attribute names
+_RESERVED = (
+    "state",
+    "error",
+    "result",
+    "metrics",
+    "duration",
+    "source",
+)  # DynamoDB reserved words used as attribute names
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -37,6 +44,11 @@ def _to_dynamo(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_to_dynamo(v) for v in value]
     return value
+
+
+def _split_is(attempt: int) -> str:
+    """Condition: the video's split is at `attempt` (`:a`); items written before a retry have no `split_attempt`."""
+    return "(attribute_not_exists(split_attempt) OR split_attempt = :a)" if attempt == 1 else "split_attempt = :a"
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -316,13 +328,14 @@ class Store:
             {":running": schema.RUNNING, ":sub": schema.SUBMITTED},
         )
 
-    def start_split(self, video_id: str, job_id: str) -> dict[str, Any] | Conflict:
-        """The split job's fencing check: only the first (or the recorded) job splits a `submitted` video."""
+    def start_split(self, video_id: str, job_id: str, attempt: int) -> dict[str, Any] | Conflict:
+        """The split job's fencing check: only the first (or the recorded) job of this attempt splits a `submitted`
+        video (a job of an attempt before a `retry` never does)."""
         return self._update(
             schema.video_key(video_id),
             "SET split_job_id = :job, started_at = :now",
-            "#state = :sub AND (attribute_not_exists(split_job_id) OR split_job_id = :job)",
-            {":job": job_id, ":now": now_iso(), ":sub": schema.SUBMITTED},
+            f"#state = :sub AND (attribute_not_exists(split_job_id) OR split_job_id = :job) AND {_split_is(attempt)}",
+            {":job": job_id, ":now": now_iso(), ":sub": schema.SUBMITTED, ":a": attempt},
         )
 
     def finish_split(self, video_id: str, job_id: str, fields: Mapping[str, Any]) -> dict[str, Any] | Conflict:
@@ -341,13 +354,42 @@ class Store:
             },
         )
 
-    def fail_split(self, video_id: str, job_id: str, reason: str) -> dict[str, Any] | Conflict:
-        """A split that failed (or whose job ended without splitting): the video fails with the reason."""
+    def fail_split(self, video_id: str, job_id: str | None, reason: str, attempt: int) -> dict[str, Any] | Conflict:
+        """A split of this attempt that failed, or whose job ended without splitting (or, with no `job_id`, was never
+        submitted and never started): the video fails with the reason."""
+        values = {
+            ":failed": schema.FAILED,
+            ":reason": reason,
+            ":now": now_iso(),
+            ":sub": schema.SUBMITTED,
+            ":a": attempt,
+        }
+        update = "SET #state = :failed, #error = :reason, finished_at = :now"
+        owner = "attribute_not_exists(split_job_id)"
+        if job_id is not None:
+            update, owner = update + ", split_job_id = :job", f"({owner} OR split_job_id = :job)"
+            values[":job"] = job_id
+        return self._update(
+            schema.video_key(video_id), update, f"#state = :sub AND {owner} AND {_split_is(attempt)}", values
+        )
+
+    def retry_split(self, video_id: str, attempt: int) -> dict[str, Any] | Conflict:
+        """failed -> submitted with the next split attempt, for an S3 video whose split never finished (no chunk
+        count); the caller submits the new attempt's job."""
         return self._update(
             schema.video_key(video_id),
-            "SET #state = :failed, #error = :reason, split_job_id = :job, finished_at = :now",
-            "#state = :sub AND (attribute_not_exists(split_job_id) OR split_job_id = :job)",
-            {":failed": schema.FAILED, ":reason": reason, ":job": job_id, ":now": now_iso(), ":sub": schema.SUBMITTED},
+            "SET #state = :sub, split_attempt = :next, claimed_at = :now"
+            " REMOVE split_job_id, #error, started_at, finished_at",
+            f"#state = :failed AND chunk_count = :zero AND begins_with(#source, :s3) AND {_split_is(attempt)}",
+            {
+                ":sub": schema.SUBMITTED,
+                ":next": attempt + 1,
+                ":now": now_iso(),
+                ":failed": schema.FAILED,
+                ":zero": 0,
+                ":s3": "s3://",
+                ":a": attempt,
+            },
         )
 
     def set_video_state(self, video_id: str, state: str, error: str | None = None) -> dict[str, Any] | Conflict:

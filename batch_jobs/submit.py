@@ -19,10 +19,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError
 
 from batch_jobs import control, layout, schema
-from batch_jobs.batch import BatchClient, JobSpec
+from batch_jobs.batch import BatchClient
 from batch_jobs.config import StackConfig
 from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
@@ -170,20 +169,17 @@ def submit_s3(
     options: Mapping[str, Any] | None = None,
 ) -> Submitted:
     """Register an S3 video and submit its split as a CPU job of the pipeline's first step. A refused SubmitJob
-    fails the video with the reason (nothing else would ever settle a `submitted` video without a job)."""
+    fails the video with the reason; a crash before it leaves a `submitted` video without a job, which the sweep
+    fails."""
     size = _s3_size(s3, uri)
     name = PurePosixPath(layout.parse_s3_uri(uri)[1]).name
     video_id = new_video_id(name)
     video_options = {**(options or {}), CHUNK_SECONDS_OPTION: chunk_seconds}
     store.put_video(_video(video_id, name, uri, config, schema.SUBMITTED, None, 0, video_options, size))
-    first = config.pipeline[0]
-    spec = JobSpec(config.stack, config.queue_for(first), config.job_definition_for(first), video_id, 0, first.name, 1)
     try:
-        batch.submit(spec)
-    except (ClientError, BotoCoreError) as exc:
-        reason = f"cannot submit the split job: {' '.join(str(exc).split())}"
-        store.set_video_state(video_id, schema.FAILED, reason)
-        raise PipelineError(f"{uri}: {reason} (video {video_id} failed)") from None
+        control.submit_split(store, batch, config, video_id, 1)
+    except PipelineError as exc:
+        raise PipelineError(f"{uri}: {exc}") from None
     return Submitted(video_id, name, 0, 0, 0.0)
 
 

@@ -348,8 +348,19 @@ def retry(
     chunk: Annotated[int | None, typer.Option("--chunk", help="Only this chunk.")] = None,
     stack_name: StackOption = None,
 ) -> None:
-    """Run failed steps again (a new attempt); steps that did not fail are left alone."""
-    changed = control.retry(open_stack(stack_name).store, video_id, chunk)
+    """Run failed steps again (a new attempt); steps that did not fail are left alone. An S3 video whose split
+    failed is split again."""
+    stack = open_stack(stack_name)
+    video = stack.store.get_video(video_id)
+    if chunk is None and control.split_failed(video):
+        job_id = control.retry_split(stack.store, stack.batch, stack.config, video)
+        console.print(
+            f"retrying the split (attempt {video.split_attempt + 1}): job {job_id}"
+            if job_id
+            else "nothing to retry: the split is retried already"
+        )
+        return
+    changed = control.retry(stack.store, video_id, chunk)
     console.print(
         f"retrying {len(changed.chunks)} chunk(s): {list(changed.chunks)}"
         if changed.chunks

@@ -123,7 +123,7 @@ class Router:
             log.error("job %s: %s", change.job_id, exc)
             return
         if pos == 0:
-            self.store.fail_split(change.video_id, change.job_id, failure_reason(change))
+            self.store.fail_split(change.video_id, change.job_id, failure_reason(change), change.attempt)
             return
         self.store.mark_failed(
             change.video_id, change.chunk, pos, failure_reason(change), job_id=change.job_id, attempt=change.attempt

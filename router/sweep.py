@@ -31,7 +31,7 @@ class SweepReport:
     claimed: int
     ended: int  # steps whose job ended without `done`: failed as their Batch event would
     counted: int  # finished chunks whose video had not counted them (their last record was lost)
-    interrupted: int  # videos whose local submit stopped before all chunk items were written: failed
+    interrupted: int  # videos whose submit stopped before all chunk items or the split job were written: failed
 
 
 def _chunks(router: Router) -> Iterator[ChunkItem]:

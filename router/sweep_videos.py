@@ -4,7 +4,10 @@ A chunk's last record (done at the last step, failed, cancelled, malformed) is w
 record is lost (expired, or sent to the dead-letter queue) the video stays `running` forever. Here each active
 video's chunks are read and the finished ones it has not counted are counted (`Router.finish_chunk`, idempotent),
 which settles it. A local submit writes its video `submitted` and makes it `running` after its last chunk item: one
-still `submitted` after the grace period was interrupted, and fails.
+still `submitted` after the grace period was interrupted, and fails. So does an S3 video still `submitted` with no
+split job (none started, none found by its name): its submit (or `retry`) stopped between the video item and
+SubmitJob. Failing it, rather than submitting the job, keeps the sweep from starting work nobody saw an id for (the
+interrupted submit printed none); `retry` splits it if wanted.
 """
 
 from __future__ import annotations
@@ -14,15 +17,16 @@ from datetime import datetime
 from typing import Any
 
 from batch_jobs import schema
-from batch_jobs.control import settle
+from batch_jobs.control import settle, split_spec
 from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem
+from batch_jobs.store import Conflict
 from router.core import Router
 
 
 @dataclass(frozen=True)
 class VideoRepairs:
     counted: int  # finished chunks the stream never counted on their video
-    interrupted: int  # local submits that never got all their chunk items: failed
+    interrupted: int  # submits that never wrote all their chunk items, or never submitted their split job: failed
 
 
 def _finished(raw: dict[str, Any], steps: int) -> bool | None:
@@ -39,8 +43,14 @@ def _finished(raw: dict[str, Any], steps: int) -> bool | None:
 
 
 def _fail_interrupted(router: Router, video: VideoItem, written: int, before: datetime) -> bool:
-    if video.source.startswith("s3://") or datetime.fromisoformat(video.created_at) > before:
-        return False  # an S3 video waits for its split job; a young one may still be writing its chunk items
+    if datetime.fromisoformat(video.claimed_at or video.created_at) > before:
+        return False  # a young submit may still be writing its chunk items, or submitting its split job
+    if video.source.startswith("s3://"):
+        if video.split_job_id or router.batch.find_job(split_spec(router.config, video.video_id, video.split_attempt)):
+            return False  # the split job exists: it (or its Batch event) ends the wait
+        reason = "submit interrupted: the split job was never submitted"
+        failed = router.store.fail_split(video.video_id, None, reason, video.split_attempt)
+        return not isinstance(failed, Conflict)
     reason = f"submit interrupted: {written} of {video.chunk_count} chunk items written"
     router.store.set_video_state(video.video_id, schema.FAILED, reason)
     return True

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import typer
+from typer.testing import CliRunner
+
 from batch_jobs import control, schema
 from batch_jobs.batch import STACK_TAG, BatchClient
 from batch_jobs.submit import submit_s3
+from cli import pipeline_cmd
 from router.drive import World, batch_event
 
 
@@ -80,3 +84,32 @@ def test_cancel_while_the_split_job_runs_cancels_its_chunks(world: World, clip: 
     assert len(chunks) == 4 and all(c.cancelled and len(c.steps) == 1 for c in chunks)
     assert [j["jobId"] for j in world.jobs()] == [split_job["jobId"]]
     assert world.store.get_video(submitted.video_id).state == schema.CANCELLED
+
+
+def test_a_failed_split_is_retried_as_its_next_attempt(world: World, clip: Path) -> None:
+    s3 = world.session.client("s3")
+    s3.put_object(Bucket=world.config.bucket, Key="incoming/game.mp4", Body=b"the first bytes of an upload")
+    uri = f"s3://{world.config.bucket}/incoming/game.mp4"
+    submitted = submit_s3(s3, world.store, world_batch(world), world.config, uri, chunk_seconds=3)
+    world.pump()
+    failed = world.store.get_video(submitted.video_id)
+    assert (failed.state, failed.chunk_count, failed.split_attempt) == (schema.FAILED, 0, 1) and failed.split_job_id
+    (first_job,) = world.jobs()
+    s3.upload_file(str(clip), world.config.bucket, "incoming/game.mp4")  # the source is complete now
+    app = typer.Typer()
+    pipeline_cmd.register(app)
+    args = ["retry", submitted.video_id, "--stack", world.config.stack]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0 and "retrying the split (attempt 2)" in result.stdout
+    assert control.retry_split(world.store, world_batch(world), world.config, failed) is None  # retried already
+    video = world.store.get_video(submitted.video_id)
+    assert (video.state, video.split_attempt, video.split_job_id, video.error) == (schema.SUBMITTED, 2, None, None)
+    # The first attempt's job, run again by Batch or reporting late, can neither split nor fail the second attempt.
+    assert world.run_job(first_job, send_event=False) == 0
+    world.send_event(batch_event(first_job, "FAILED", "a late event of attempt 1"))
+    assert world.store.get_video(submitted.video_id).state == schema.SUBMITTED
+    world.pump()
+    video = world.store.get_video(submitted.video_id)
+    assert (video.state, video.chunk_count) == (schema.DONE, 4)
+    splits = sorted(j["jobName"] for j in world.jobs() if j["parameters"]["step"] == "timesplit")
+    assert [name[-3:] for name in splits] == ["-a1", "-a2"]

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from batch_jobs import schema
+from batch_jobs import control, schema
+from batch_jobs.batch import BatchClient
 from batch_jobs.store import deserialize
-from batch_jobs.submit import submit_file
+from batch_jobs.submit import submit_file, submit_s3
 from router import handler
 from router.drive import World
 from router.sweep import sweep
@@ -115,3 +116,27 @@ def test_sweep_fails_a_submit_interrupted_between_its_items(world: World, clip: 
     assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 1
     video = world.store.get_video(video.video_id)
     assert (video.state, video.error) == (schema.FAILED, "submit interrupted: 1 of 2 chunk items written")
+
+
+def test_sweep_fails_an_s3_submit_interrupted_before_its_split_job(world: World, clip: Path) -> None:
+    s3 = world.session.client("s3")
+    s3.upload_file(str(clip), world.config.bucket, "incoming/game.mp4")
+    batch = BatchClient(world.session.client("batch"))
+
+    def interrupt(**_: object) -> None:
+        raise Interrupted
+
+    batch.client.meta.events.register("before-call.batch.SubmitJob", interrupt)
+    with pytest.raises(Interrupted):
+        submit_s3(s3, world.store, batch, world.config, f"s3://{world.config.bucket}/incoming/game.mp4")
+    batch.client.meta.events.unregister("before-call.batch.SubmitJob", interrupt)
+    (video,) = world.store.videos()
+    assert (video.state, world.jobs()) == (schema.SUBMITTED, [])
+    assert sweep(handler.get_router()).interrupted == 0  # a young submit may still be submitting its split job
+    assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 1
+    video = world.store.get_video(video.video_id)
+    assert (video.state, video.error) == (schema.FAILED, "submit interrupted: the split job was never submitted")
+    assert control.retry_split(world.store, batch, world.config, video)
+    assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 0  # its split job waits in the queue
+    world.pump()
+    assert world.store.get_video(video.video_id).state == schema.DONE
