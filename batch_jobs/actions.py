@@ -99,8 +99,9 @@ def summarize(ctx: StepContext) -> ActionResult:
         raise PipelineError("previous result has no frames list")
     counts = people_per_second(frames, ctx.chunk.start_time)
     seconds = [{"second": s, "people": n} for s, n in sorted(counts.items())]
-    metrics = {"frames": len(frames), "seconds": round(time.monotonic() - started, 3), "model": "none"}
-    return ActionResult({"schema": SUMMARY_SCHEMA, "people_per_second": seconds}, metrics)
+    took = time.monotonic() - started
+    metrics = {"frames": len(frames), "seconds": round(took, 3), "fps": round(len(frames) / max(took, 1e-6), 1)}
+    return ActionResult({"schema": SUMMARY_SCHEMA, "people_per_second": seconds}, {**metrics, "model": "none"})
 
 
 ACTIONS: Mapping[str, Callable[[StepContext], ActionResult]] = {

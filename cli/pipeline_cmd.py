@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from batch_jobs import control, schema
 from batch_jobs.batch import JobInfo
 from batch_jobs.errors import PipelineError
 from batch_jobs.merge import SourceVideo, frames_step, merge_documents, plot_people
-from batch_jobs.schema import ChunkItem, VideoItem
+from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
 from batch_jobs.submit import Submitted, check_source, submit_file, submit_s3
 from cli.stack import Stack, open_stack
 
@@ -183,12 +184,14 @@ def _videos_table(videos: list[VideoItem], malformed: list[Malformed] | None = N
     return table
 
 
-def _duration(start: str | None, end: str | None) -> str:
-    if not start or not end:
+def _duration(record: StepRecord) -> str:
+    """How long the step ran, or has been running so far (`…` marks a running step's elapsed time)."""
+    running = record.state == schema.RUNNING and not record.finished_at
+    if not record.started_at or not (running or record.finished_at):
         return ""
-    from datetime import datetime
-
-    return f"{(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds():.1f}s"
+    end = datetime.fromisoformat(record.finished_at) if record.finished_at else datetime.now(UTC)
+    seconds = (end - datetime.fromisoformat(record.started_at)).total_seconds()
+    return f"{seconds:.1f}s" + ("…" if running else "")
 
 
 def chunks_table(stack: Stack, video: VideoItem) -> Table:
@@ -210,7 +213,7 @@ def chunks_table(stack: Stack, video: VideoItem) -> Table:
         for record in chunk.steps:
             job = f" {record.job_id[:8]}" if record.job_id else ""
             attempt = f" a{record.attempt}" if record.attempt > 1 else ""
-            cells.append(f"{record.state}{attempt}{job} {_duration(record.started_at, record.finished_at)}".strip())
+            cells.append(f"{record.state}{attempt}{job} {_duration(record)}".strip())
         cells += [""] * (len(stack.config.pipeline) - len(cells))
         error = chunk.error or next((s.error for s in reversed(chunk.steps) if s.error), "")
         state = " (cancelled)" if chunk.cancelled else ""
@@ -372,8 +375,12 @@ def cancel(
     video_id: Annotated[str, typer.Argument(help="The video id.")],
     stack_name: StackOption = None,
 ) -> None:
-    """Terminate the video's jobs and mark its unfinished steps cancelled."""
+    """Terminate the video's jobs and mark its unfinished steps cancelled (a finished video is left as it is)."""
     stack = open_stack(stack_name)
+    video = stack.store.get_video(video_id)
+    if video.state in schema.FINAL:
+        console.print(f"{video_id} is already {video.state}: nothing to cancel", highlight=False)
+        return
     changed = control.cancel(stack.store, stack.batch, video_id)
     console.print(f"cancelled {len(changed.chunks)} chunk(s), terminated {len(changed.jobs)} job(s)")
 

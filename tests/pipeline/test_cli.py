@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,11 +14,13 @@ import typer
 from moto.batch.models import batch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from pipeline_clips import decoded_times
+from rich.console import Console
 from typer.testing import CliRunner
 
 from batch_jobs import schema
 from batch_jobs.config import parameter_name
 from batch_jobs.errors import PipelineError
+from batch_jobs.store import Conflict
 from cli import pipeline_cmd
 from router.drive import World
 
@@ -45,6 +48,7 @@ def test_submit_status_results(cli: typer.Typer, world: World, clip: Path, tmp_p
     world.pump()
     status = json.loads(_run(cli, "status", video_id, "--json", "--stack", stack))
     assert status["video"]["state"] == schema.DONE and status["video"]["options"] == {"every": 2}
+    assert status["video"]["created_at"] < status["video"]["finished_at"]
     assert [c["steps"][-1]["state"] for c in status["chunks"]] == [schema.DONE] * 4
     assert video_id in _run(cli, "status", "--stack", stack)
     table = _run(cli, "status", video_id, "--stack", stack)
@@ -60,6 +64,9 @@ def test_submit_status_results(cli: typer.Typer, world: World, clip: Path, tmp_p
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert "nothing to retry" in _run(cli, "retry", video_id, "--stack", stack)
+    assert f"{video_id} is already done: nothing to cancel" in _run(cli, "cancel", video_id, "--stack", stack)
+    assert world.store.get_video(video_id).state == schema.DONE
+    assert not any(c.cancelled for c in world.store.chunks(video_id))
 
     _check_logs(cli, world, video_id)
 
@@ -104,6 +111,21 @@ def _check_logs(cli: typer.Typer, world: World, video_id: str) -> None:
     _put_log(world, f"{world.config.job_definitions['summarize']}/default/aged-out-2", "kept by the local stack")
     printed = _run(cli, "logs", video_id, "--chunk", "2", "--stack", stack)
     assert "no log stream (Batch no longer describes the job)" in printed and "kept by the local stack" in printed
+
+
+def test_status_shows_a_running_steps_elapsed_time(
+    cli: typer.Typer, world: World, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_cmd, "console", Console(width=200))  # one table row per line
+    stack = world.config.stack
+    submitted = _run(cli, "submit", str(clip), "--chunk-seconds", "5", "--json", "--stack", stack)
+    video_id = json.loads(submitted)["video_id"]
+    world.pump(run_jobs=False)  # the probe jobs are submitted; none has started
+    job_id = world.store.get_chunk(video_id, 0).last.job_id
+    assert job_id and not isinstance(world.store.mark_running(video_id, 0, 1, 1, job_id), Conflict)
+    table = _run(cli, "status", video_id, "--stack", stack)
+    assert re.search(rf"running {job_id[:8]} \d+\.\ds…", table), table
+    assert re.search(r"submitted \w{8} +│", table)  # chunk 1's job has not started: no duration
 
 
 def test_cancel_and_errors(cli: typer.Typer, world: World, clip: Path, tmp_path: Path) -> None:

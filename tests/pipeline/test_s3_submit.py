@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -111,5 +112,9 @@ def test_a_failed_split_is_retried_as_its_next_attempt(world: World, clip: Path)
     world.pump()
     video = world.store.get_video(submitted.video_id)
     assert (video.state, video.chunk_count) == (schema.DONE, 4)
-    splits = sorted(j["jobName"] for j in world.jobs() if j["parameters"]["step"] == "timesplit")
-    assert [name[-3:] for name in splits] == ["-a1", "-a2"]
+    splits = sorted((j["jobName"], j["jobId"]) for j in world.jobs() if j["parameters"]["step"] == "timesplit")
+    assert [name[-3:] for name, _ in splits] == ["-a1", "-a2"]
+    status = CliRunner().invoke(app, ["status", submitted.video_id, "--json", "--stack", world.config.stack])
+    shown = json.loads(status.stdout)["video"]
+    assert (shown["split_job_id"], shown["split_attempt"]) == (splits[1][1], 2)
+    assert shown["created_at"] < shown["claimed_at"] < shown["started_at"] < shown["finished_at"]

@@ -25,6 +25,7 @@ def test_every_chunk_walks_to_the_end(world: World, clip: Path, tmp_path: Path) 
         ]  # fmt: skip
         probe = chunk.steps[1]
         assert probe.job_id and probe.result and probe.metrics["frames"] == chunk.end_frame - chunk.start_frame
+        assert [sorted(s.metrics) for s in chunk.steps[1:]] == [["fps", "frames", "model", "seconds"]] * 2
         document = json.loads(s3.get_object(Bucket=probe.result.bucket, Key=probe.result.key)["Body"].read())
         assert document["chunk"]["start_frame"] == chunk.start_frame
         assert len(document["frames"]) == chunk.end_frame - chunk.start_frame
