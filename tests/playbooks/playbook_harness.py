@@ -8,6 +8,7 @@ at it and the `ansible.posix.json` callback, so each run's per-task results can 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import socket
@@ -15,9 +16,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -231,15 +233,23 @@ ROUTER_ZIP: dict[str, Any] = {}
 
 
 def run_playbook(
-    endpoint: str, playbook: str, extra_vars: Mapping[str, Any] | None = None, check: bool = False
+    endpoint: str,
+    playbook: str,
+    extra_vars: Mapping[str, Any] | None = None,
+    check: bool = False,
+    args: Sequence[str] = (),
+    callback: str = "ansible.posix.json",
 ) -> PlaybookRun:
+    """ansible-playbook with the test stack's variables; `args` such as `--diff` or `--tags validate`. With another
+    `callback` than the json one, `report` is empty and `output` is the whole text output."""
     variables = {"stack": STACK, **ROUTER_ZIP, **(extra_vars or {})}
-    command = [str(BIN / "ansible-playbook"), playbook, "-e", json.dumps(variables)]
+    command = [str(BIN / "ansible-playbook"), playbook, "-e", json.dumps(variables), *args]
     if check:
         command.append("--check")
-    completed = subprocess.run(
-        command, cwd=PLAYBOOKS, env=playbook_env(endpoint), capture_output=True, text=True, timeout=900
-    )
+    env = dict(playbook_env(endpoint), ANSIBLE_STDOUT_CALLBACK=callback)
+    completed = subprocess.run(command, cwd=PLAYBOOKS, env=env, capture_output=True, text=True, timeout=900)
+    if callback != "ansible.posix.json":
+        return PlaybookRun(completed.returncode, {}, completed.stdout + completed.stderr)
     try:
         report = json.loads(completed.stdout)
     except json.JSONDecodeError:
@@ -256,3 +266,12 @@ def client(endpoint: str, service: str) -> Any:
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
     )
+
+
+def module_utils() -> ModuleType:
+    """playbooks/module_utils/derby_aws.py, the modules' pure helpers, imported without Ansible."""
+    spec = importlib.util.spec_from_file_location("derby_aws", PLAYBOOKS / "module_utils" / "derby_aws.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
