@@ -17,6 +17,10 @@ description:
   - With C(state=absent), each matching compute environment is disabled, waited for and deleted (AWS refuses to
     delete an enabled one or one still attached to a queue). In check mode it only reports what it would delete,
     since the queue that a real run would first move off it has not moved.
+  - With I(jobs_on_queues), a compute environment that still has STARTING or RUNNING jobs of those queues is not
+    deleted. The task warns, returns its name in C(kept) and leaves it for a later run (which deletes it once its
+    jobs are done). Deleting it would kill those jobs, and a Fargate compute environment deleted under running jobs
+    goes INVALID.
   - An existing compute environment that Batch reports INVALID fails the task with Batch's C(statusReason).
   - Without I(service_role), Batch's service-linked role C(AWSServiceRoleForBatch) is used (created when missing).
 options:
@@ -43,6 +47,12 @@ options:
     description: With I(name_prefix), only delete compute environments that carry all these tags.
     type: dict
     default: {}
+  jobs_on_queues:
+    description: With C(state=absent), job queues whose STARTING or RUNNING jobs keep a compute environment from
+      being deleted when they run on it (the queues that used it).
+    type: list
+    elements: str
+    default: []
   type:
     description: Compute resource type.
     type: str
@@ -148,6 +158,11 @@ deleted:
   returned: always
   type: list
   elements: str
+kept:
+  description: Names of the compute environments not deleted because jobs still run on them (see I(jobs_on_queues)).
+  returned: always
+  type: list
+  elements: str
 """
 
 try:
@@ -159,6 +174,8 @@ from ansible.module_utils.derby_aws import (
     content_hash,
     drop_none,
     fail_if_invalid,
+    JOB_STATUSES_ON_A_COMPUTE_ENVIRONMENT,
+    jobs_on_compute_environment,
     tag_changes,
     wait_batch_valid,
     wait_for,
@@ -267,7 +284,9 @@ def ensure_present(module, client):
     if env is None:
         after = {"name": name, "state": state, "compute_resources": dict(settings, **sizing)}
         if module.check_mode:
-            module.exit_json(changed=True, compute_environment=after, deleted=[], diff={"before": {}, "after": after})
+            module.exit_json(
+                changed=True, compute_environment=after, deleted=[], kept=[], diff={"before": {}, "after": after}
+            )
         resources = dict(settings, **sizing)
         if params["type"] in EC2_TYPES:
             resources["desiredvCpus"] = params["min_vcpus"]  # start at the floor (0): nothing runs until a job comes
@@ -283,7 +302,11 @@ def ensure_present(module, client):
         client.create_compute_environment(aws_retry=True, **request)
         env = wait_settled(module, client, name)
         module.exit_json(
-            changed=True, compute_environment=summary(env), deleted=[], diff={"before": {}, "after": summary(env)}
+            changed=True,
+            compute_environment=summary(env),
+            deleted=[],
+            kept=[],
+            diff={"before": {}, "after": summary(env)},
         )
 
     fail_if_invalid(module, "compute environment", name, env)
@@ -311,6 +334,7 @@ def ensure_present(module, client):
         compute_environment=summary(env),
         requested_update=update,
         deleted=[],
+        kept=[],
         diff={"before": before, "after": after},
     )
 
@@ -326,6 +350,20 @@ def queues_using(client, arn, name):
                 if entry["computeEnvironment"] in (arn, name) or name_of(entry["computeEnvironment"]) == name:
                     users.append(queue["jobQueueName"])
     return users
+
+
+def jobs_of(client, queues):
+    """The STARTING and RUNNING jobs of the queues, described (their container says where they run)."""
+    ids = []
+    paginator = client.get_paginator("list_jobs")
+    for queue in queues:
+        for status in JOB_STATUSES_ON_A_COMPUTE_ENVIRONMENT:
+            for page in paginator.paginate(jobQueue=queue, jobStatus=status):
+                ids.extend(job["jobId"] for job in page["jobSummaryList"])
+    jobs = []
+    for start in range(0, len(ids), 100):
+        jobs.extend(client.describe_jobs(jobs=ids[start : start + 100], aws_retry=True)["jobs"])
+    return jobs
 
 
 def delete_one(module, client, env):
@@ -367,13 +405,27 @@ def ensure_absent(module, client):
     else:
         env = describe(client, params["name"])
         targets = [env] if env else []
+    jobs = jobs_of(client, params["jobs_on_queues"]) if targets and params["jobs_on_queues"] else []
+    kept = []
     for env in targets:
+        name = name_of(env["computeEnvironmentName"])
+        running = jobs_on_compute_environment(env, jobs)
+        if running:
+            module.warn(
+                "compute environment {0} is not deleted: jobs {1} still run on it; a later run deletes it once "
+                "they are done".format(name, ", ".join(running[:10]) + (" ..." if len(running) > 10 else ""))
+            )
+            kept.append(name)
+            continue
         delete_one(module, client, env)
-    deleted = sorted(name_of(env["computeEnvironmentName"]) for env in targets)
+    deleted = sorted(
+        name_of(env["computeEnvironmentName"]) for env in targets if name_of(env["computeEnvironmentName"]) not in kept
+    )
     module.exit_json(
         changed=bool(deleted),
         compute_environment={},
         deleted=deleted,
+        kept=sorted(kept),
         diff={"before": {"compute_environments": deleted}, "after": {"compute_environments": []}},
     )
 
@@ -386,6 +438,7 @@ def main():
             name_prefix=dict(type="str"),
             keep=dict(type="list", elements="str", default=[]),
             match_tags=dict(type="dict", default={}),
+            jobs_on_queues=dict(type="list", elements="str", default=[]),
             type=dict(type="str", choices=["EC2", "SPOT", "FARGATE", "FARGATE_SPOT"], default="EC2"),
             enabled=dict(type="bool", default=True),
             min_vcpus=dict(type="int", default=0),
@@ -393,7 +446,12 @@ def main():
             instance_types=dict(type="list", elements="str", default=[]),
             allocation_strategy=dict(
                 type="str",
-                choices=["BEST_FIT", "BEST_FIT_PROGRESSIVE", "SPOT_CAPACITY_OPTIMIZED", "SPOT_PRICE_CAPACITY_OPTIMIZED"],
+                choices=[
+                    "BEST_FIT",
+                    "BEST_FIT_PROGRESSIVE",
+                    "SPOT_CAPACITY_OPTIMIZED",
+                    "SPOT_PRICE_CAPACITY_OPTIMIZED",
+                ],
             ),
             bid_percentage=dict(type="int"),
             image_type=dict(type="str"),

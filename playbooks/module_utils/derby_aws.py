@@ -69,3 +69,27 @@ def wait_batch_valid(module, kind, name, describe):
         return resource if resource and resource.get("status") == "VALID" else None
 
     return wait_for(module, "{0} {1} to be VALID".format(kind, name), probe, module.params["wait_timeout"])
+
+
+JOB_STATUSES_ON_A_COMPUTE_ENVIRONMENT = ("STARTING", "RUNNING")
+
+
+def jobs_on_compute_environment(env, jobs):
+    """Ids of the jobs (as DescribeJobs returns them) that are STARTING or RUNNING on ``env``'s ECS cluster.
+
+    A job's container names its ECS task (Fargate) or container instance (EC2), whose ARN carries the cluster:
+    ``arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID``. A job whose placement is not known (no such ARN, or an ARN in the
+    old format without the cluster) counts as being on ``env``: deleting a compute environment under a running job
+    kills it (Fargate: the environment also goes INVALID). RUNNABLE jobs count for none: they wait on their queue,
+    which has already moved to the new compute environment when an old one is deleted."""
+    cluster = (env.get("ecsClusterArn") or "").rsplit("/", 1)[-1]
+    found = []
+    for job in jobs:
+        if job.get("status") not in JOB_STATUSES_ON_A_COMPUTE_ENVIRONMENT:
+            continue
+        container = job.get("container") or {}
+        placement = container.get("taskArn") or container.get("containerInstanceArn") or ""
+        parts = placement.split(":", 5)[-1].split("/") if placement else []
+        if not cluster or len(parts) < 3 or parts[1] == cluster:
+            found.append(job["jobId"])
+    return found
