@@ -12,6 +12,10 @@ description:
     latest ACTIVE revision carries a different hash (the idea of Metaflow's content-named job definitions), so
     repeated runs report C(ok) and revisions do not pile up. Older ACTIVE revisions are deregistered unless
     I(keep_previous) is true; running jobs are not affected by deregistration.
+  - The diff (C(--diff)) shows the content itself, field by field. Before is the latest ACTIVE revision in the shape
+    of the request (as AWS returns it, normalized), after is the request.
+  - Tags are not part of the content. Changed I(tags) are set on (and removed from) the latest revision in place,
+    without a new revision.
   - With C(state=absent) every ACTIVE revision is deregistered.
 options:
   name:
@@ -100,7 +104,8 @@ options:
     type: bool
     default: false
   tags:
-    description: Tags of the job definition (the content hash tag is added).
+    description: Tags of the job definition (the content hash tag is added). Updated in place on the latest
+      revision; tags not listed are removed.
     type: dict
     default: {}
 extends_documentation_fragment:
@@ -149,7 +154,7 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible.module_utils.derby_aws import content_hash
+from ansible.module_utils.derby_aws import content_hash, drop_none, tag_changes
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -206,6 +211,78 @@ def build_request(params):
     if params["timeout_seconds"]:
         request["timeout"] = {"attemptDurationSeconds": params["timeout_seconds"]}
     return request
+
+
+CONTAINER_KEYS = (
+    "image",
+    "command",
+    "environment",
+    "resourceRequirements",
+    "jobRoleArn",
+    "executionRoleArn",
+    "logConfiguration",
+    "networkConfiguration",
+    "fargatePlatformConfiguration",
+    "ephemeralStorage",
+)
+RESOURCE_ORDER = {"VCPU": 0, "MEMORY": 1, "GPU": 2}
+
+
+def pruned(value):
+    """Without the empty lists and dicts AWS adds to what it returns (``secretOptions: []``, ``volumes: []``)."""
+    if isinstance(value, dict):
+        value = {k: pruned(v) for k, v in value.items()}
+        return {k: v for k, v in value.items() if v not in ({}, [])}
+    if isinstance(value, list):
+        return [pruned(v) for v in value]
+    return value
+
+
+def as_requested(definition):
+    """A described revision in the shape of build_request: the fields this module sets, normalized the way the
+    request writes them (environment by name, resources VCPU/MEMORY/GPU, upper-case retry actions), so that a diff
+    of the two shows exactly the fields that changed."""
+    if not definition:
+        return {}
+    container = definition.get("containerProperties") or {}
+    container = {k: container[k] for k in CONTAINER_KEYS if k in container}
+    if "environment" in container:
+        container["environment"] = sorted(container["environment"], key=lambda e: e["name"])
+    if "resourceRequirements" in container:
+        container["resourceRequirements"] = sorted(
+            container["resourceRequirements"], key=lambda r: RESOURCE_ORDER.get(r["type"], 9)
+        )
+    retry = dict(definition.get("retryStrategy") or {})
+    if retry.get("evaluateOnExit"):
+        retry["evaluateOnExit"] = [dict(rule, action=rule["action"].upper()) for rule in retry["evaluateOnExit"]]
+    request = {
+        "jobDefinitionName": definition.get("jobDefinitionName"),
+        "type": definition.get("type"),
+        "parameters": definition.get("parameters"),
+        "containerProperties": container,
+        "retryStrategy": retry,
+        "propagateTags": definition.get("propagateTags"),
+        "platformCapabilities": definition.get("platformCapabilities"),
+        "timeout": definition.get("timeout"),
+    }
+    return pruned(drop_none(request))
+
+
+def user_tags(definition):
+    """A revision's tags without the content hash (which this module owns)."""
+    return {k: v for k, v in (definition.get("tags") or {}).items() if k != HASH_TAG}
+
+
+def retag(module, client, definition, tags):
+    """Set and remove tags on a revision in place (only reported in check mode); whether anything changed."""
+    to_set, to_remove = tag_changes(user_tags(definition), tags)
+    if (to_set or to_remove) and not module.check_mode:
+        arn = definition["jobDefinitionArn"]
+        if to_remove:
+            client.untag_resource(resourceArn=arn, tagKeys=to_remove, aws_retry=True)
+        if to_set:
+            client.tag_resource(resourceArn=arn, tags=to_set, aws_retry=True)
+    return bool(to_set or to_remove)
 
 
 def summary(definition, digest):
@@ -271,13 +348,15 @@ def main():
 
         request = build_request(params)
         digest = content_hash(request)
-        before = {"revision": latest["revision"], "content_hash": latest_hash} if latest else {}
+        # The diff shows the content (and the tags), not the hash: before is the latest revision in the request's shape.
+        before = dict(as_requested(latest), tags=user_tags(latest)) if latest else {}
+        after = dict(request, tags=params["tags"])
         if latest and latest_hash == digest:
+            retagged = retag(module, client, latest, params["tags"])
             older = deregister(module, client, revisions[:-1]) if not params["keep_previous"] else []
-            module.exit_json(changed=bool(older), job_definition=summary(latest, digest), deregistered=older,
-                             diff={"before": before, "after": before})
+            module.exit_json(changed=bool(older) or retagged, job_definition=summary(latest, digest),
+                             deregistered=older, diff={"before": before, "after": after})
 
-        after = {"content_hash": digest, "request": request}
         if module.check_mode:
             module.exit_json(changed=True, job_definition=summary(latest, digest), deregistered=[],
                              diff={"before": before, "after": after})

@@ -469,6 +469,26 @@ def test_check_mode_reports_a_compute_environment_replacement_without_making_it(
     assert compute_environments(endpoint, f"{STACK}-gpu") == [before]
 
 
+def test_check_diff_shows_the_changed_job_definition_fields(
+    endpoint: str, deployment: Deployment, recorder: Recorder
+) -> None:
+    gpu_job = {"vcpus": 4, "memory": 14336, "timeout_seconds": 7200}  # the default's timeout was 3600
+    recorder.start()
+    run = run_playbook(
+        endpoint, "deploy.yml", {"gpu_job": gpu_job}, check=True, args=["--diff"], callback="ansible.builtin.default"
+    )
+    requests = recorder.stop()
+    assert run.returncode == 0, run.output
+    assert written(requests) == []
+    (detect,) = active_definitions(endpoint, f"{STACK}-detect")
+    assert detect["revision"] == 1 and detect["timeout"]["attemptDurationSeconds"] == 3600
+    # The diff is of the content (the latest revision as the module would request it), not of a hash: exactly the
+    # field that changed, with both values. Nothing else differs, so the described revision is normalized right.
+    changed = [line.strip() for line in run.output.splitlines() if line.startswith(("-  ", "+  ", "- ", "+ "))]
+    assert changed == ['-        "attemptDurationSeconds": 3600', '+        "attemptDurationSeconds": 7200'], run.output
+    assert "content_hash" not in run.output
+
+
 # --- changing a variable changes just what it should --------------------------------------------------------------
 
 
