@@ -9,11 +9,12 @@ start-up. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import os
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,21 @@ class LiteSsd:
                     size=np.array(self.size), anchors=post.anchors, scales=post.scales, params=post.params(),
                 )  # fmt: skip
             os.replace(partial, cache)
+
+
+@contextlib.contextmanager
+def conversion_lock(cache: Path) -> Iterator[None]:
+    """Held while a process converts the model kept in `cache` (an flock, released if the process dies); where the
+    cache directory cannot be written, nothing is shared and nothing is held."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        lock = cache.with_name(cache.name + ".lock").open("a")
+    except OSError:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def cache_file(graph: bytes) -> Path:

@@ -151,17 +151,12 @@ def _load_frozen_graph(path: Path, litert: bool) -> ODModel:
         content = path.read_bytes()
     except OSError as exc:
         raise DetectorError(f"cannot read model {path}: {exc.strerror or exc}") from exc
-    cache = litert_ssd.cache_file(content)
-    lite = litert_ssd.load_cached(cache) if litert else None
-    if lite is None:  # TensorFlow loads the graph, and converts it when asked to
+    lite = _lite_model(path, content) if litert else None
+    if lite is None:
         graph = _parse_frozen_graph(path, content)
-        size = _resize_size(graph.graph_def.node, graph.tf) or DEFAULT_INPUT_SIZE
-        lite = _converted(graph, size, cache) if litert else None
-        if lite is None:
-            return ODModel(path, graph.whole(), size)
-        whole = functools.cache(graph.whole)
-    else:  # nothing imports TensorFlow unless a batch of another size comes
-        whole = functools.cache(lambda: _held(lambda: _parse_frozen_graph(path, content).whole()))
+        return ODModel(path, graph.whole(), _input_size(graph))
+    # nothing imports TensorFlow unless a batch of another size comes
+    whole = functools.cache(lambda: _held(lambda: _parse_frozen_graph(path, content).whole()))
     width, height = lite.size
 
     def run(batch: np.ndarray, min_score: float = 0.0) -> RawDetections:
@@ -170,6 +165,24 @@ def _load_frozen_graph(path: Path, litert: bool) -> ODModel:
         return whole()(batch, min_score)  # any other size: the whole graph, with its own resize
 
     return ODModel(path, run, lite.size, "litert")
+
+
+def _lite_model(path: Path, content: bytes) -> litert_ssd.LiteSsd | None:
+    """The cached conversion of this graph, else a new one. One process converts at a time: the demo's three jobs
+    start together on a fresh machine, and the two that wait then load the first one's result."""
+    cache = litert_ssd.cache_file(content)
+    lite = litert_ssd.load_cached(cache)
+    if lite is None:
+        with litert_ssd.conversion_lock(cache):
+            lite = litert_ssd.load_cached(cache)
+            if lite is None:
+                graph = _parse_frozen_graph(path, content)
+                lite = _converted(graph, _input_size(graph), cache)
+    return lite
+
+
+def _input_size(graph: _Graph) -> tuple[int, int]:
+    return _resize_size(graph.graph_def.node, graph.tf) or DEFAULT_INPUT_SIZE
 
 
 def _held(load: Callable[[], Any]) -> Any:

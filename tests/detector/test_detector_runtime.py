@@ -112,6 +112,25 @@ def test_a_converted_model_runs_without_importing_tensorflow(sample_clip: Clip, 
         _assert_same(RawDetections(**{name: saved[name] for name in saved.files}), fast.run(images, 0.2))
 
 
+def test_processes_that_start_together_convert_the_model_once(tmp_path: Path) -> None:
+    """Jobs starting together on a fresh machine: one converts (importing TensorFlow), the others wait for its
+    result and load it without TensorFlow."""
+    script = (
+        "import sys\n"
+        "from detector.od_models import default_model_path, load_od_model\n"
+        "model = load_od_model(default_model_path())\n"
+        "print(model.runtime, 'tensorflow' in sys.modules)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "DERBY_BATCH_PERSON_RUNTIME": "litert"}
+    starts = [
+        subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True) for _ in range(3)
+    ]
+    said = sorted(process.communicate()[0].strip() for process in starts)
+    assert [process.returncode for process in starts] == [0, 0, 0]
+    assert said == ["litert False", "litert False", "litert True"]
+    assert len(list((tmp_path / "derby-batch" / "litert").glob("*.npz"))) == 1
+
+
 def test_other_input_sizes_run_the_whole_graph(sample_clip: Clip) -> None:
     """A full-size frame goes through the graph's own resize, as before (the seed-style loop of `bench` does this)."""
     fast = load_od_model(default_model_path())
