@@ -6,12 +6,10 @@ the status AWS gives a compute environment whose instance profile was not yet us
 
 from __future__ import annotations
 
-import importlib.util
-from types import ModuleType
 from typing import Any
 
 import pytest
-from playbook_harness import PLAYBOOKS, STACK, Deployment, client
+from playbook_harness import STACK, Deployment, client, module_utils
 
 REASON = "CLIENT_ERROR - Invalid IamInstanceProfile: arn:aws:iam::123456789012:instance-profile/pbtest-ecs-instance"
 
@@ -25,14 +23,6 @@ class FakeModule:
 
     def fail_json(self, **result: Any) -> None:
         raise Failed(result["msg"])
-
-
-def module_utils() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("derby_aws", PLAYBOOKS / "module_utils" / "derby_aws.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_an_invalid_batch_resource_fails_with_its_reason(endpoint: str, deployment: Deployment) -> None:
