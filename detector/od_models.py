@@ -25,6 +25,7 @@ from detector.packaged import packaged_file
 
 DEFAULT_INPUT_SIZE = (300, 300)
 _FETCHES = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+_FETCH_TENSORS = [f"{name}:0" for name in _FETCHES]
 # Where an SSD graph of the API is cut for LiteRT: the normalized input, the box predictor's outputs (raw box
 # encodings, class logits), the true image shapes the postprocessor reads, and the anchors it decodes boxes against.
 _NORMALIZED = "Preprocessor/sub:0"
@@ -119,7 +120,7 @@ class _Graph:
         """The whole detection graph (pruning costs about a second of CPU: done when something runs it)."""
         tf = self.tf
         try:
-            pruned = self.wrapped.prune(feeds="image_tensor:0", fetches=[f"{name}:0" for name in _FETCHES])
+            pruned = self.wrapped.prune(feeds="image_tensor:0", fetches=_FETCH_TENSORS)
         except (KeyError, ValueError) as exc:
             raise DetectorError(
                 f"cannot cut the detection graph out of {self.path}: {' '.join(str(exc).split())[:200]}"
@@ -202,7 +203,7 @@ def _converted(graph: _Graph, size: tuple[int, int], cache: Path) -> litert_ssd.
         return None
     try:
         backbone = wrapped.prune(feeds=_NORMALIZED, fetches=list(_PREDICTIONS))
-        tf_postprocess = wrapped.prune(feeds=[*_PREDICTIONS, _TRUE_SHAPES], fetches=[f"{n}:0" for n in _FETCHES])
+        tf_postprocess = wrapped.prune(feeds=[*_PREDICTIONS, _TRUE_SHAPES], fetches=_FETCH_TENSORS)
     except (KeyError, ValueError):
         return None
     width, height = size

@@ -72,7 +72,7 @@ def test_numpy_postprocessing_is_the_graph_own(sample_clip: Clip, wide_clip: Cli
     tf, wrapped = graph.tf, graph.wrapped
     predictions = wrapped.prune(feeds="image_tensor:0", fetches=list(od_models._PREDICTIONS))
     graph_postprocess = wrapped.prune(
-        feeds=[*od_models._PREDICTIONS, od_models._TRUE_SHAPES], fetches=[f"{n}:0" for n in od_models._FETCHES]
+        feeds=[*od_models._PREDICTIONS, od_models._TRUE_SHAPES], fetches=od_models._FETCH_TENSORS
     )
     images = np.concatenate([_frames(clip, (300, 300), 4) for clip in (sample_clip, wide_clip)])
     encodings, logits = (t.numpy() for t in predictions(tf.constant(images)))
