@@ -21,6 +21,9 @@ from batch_jobs.pipeline import Step
 from batch_jobs.schema import ChunkItem
 from batch_jobs.split import open_video
 
+# What a job process may import before it knows its step, for a host that forks jobs from a warm interpreter (the
+# local stack's): the job command and the detect action's detector and runtime; never TensorFlow.
+WARM_IMPORTS = ("batch_jobs.job", "detector.analyzer", "ai_edge_litert.interpreter")
 PROBE_SCHEMA = "derby-batch/probe@1"
 SUMMARY_SCHEMA = "derby-batch/summary@1"
 

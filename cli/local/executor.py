@@ -3,7 +3,8 @@
 moto records submitted jobs and marks them SUCCEEDED at once without running anything; the executor finds them by
 polling `list_jobs` on the stack's queues, runs the job definition's command with its `Ref::` parameters filled in
 and the environment a Batch container gets, sends the output to CloudWatch Logs and hands the router the Batch job
-state change events AWS would send.
+state change events AWS would send. A `python -m` command is forked from the stack's warm job host
+(`job_host.py`) when it has one; any other command is exec'd.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, Protocol
 
+from cli.local.job_host import JobHost, module_command
 from cli.local.job_logs import JobLog
 from cli.local.ledger import FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, JobRecord, Ledger
 from cli.local.paths import LocalPaths
@@ -34,6 +37,16 @@ INTERRUPTED_REASON = "Host EC2 (local stack) stopped while the job was running"
 
 EventSink = Callable[[JobRecord], None]
 Terminations = Callable[[str], "str | None"]  # job id -> the reason of a TerminateJob call, if any
+
+
+class JobProcess(Protocol):
+    """What the executor uses of a job's process: a `Popen`, or a job the host forked."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def stdout(self) -> IO[str] | None: ...
+    def wait(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -110,8 +123,10 @@ class JobExecutor:
         emit: EventSink,
         on_interrupted: EventSink,
         termination: Terminations,
+        host: JobHost | None = None,
     ) -> None:
         self._batch, self._logs = batch, logs
+        self._host = host
         self._queues = {q.name: q for q in queues}
         self._log_group = log_group
         self.ledger, self._paths, self._env, self._emit = ledger, paths, env, emit
@@ -123,7 +138,7 @@ class JobExecutor:
         self._todo: dict[str, queue.Queue[str | None]] = {name: queue.Queue() for name in self._queues}
         self._stopping = threading.Event()
         self._kicked = threading.Event()
-        self._procs: dict[str, subprocess.Popen[str]] = {}
+        self._procs: dict[str, JobProcess] = {}
         self._procs_lock = threading.Lock()
         self._definitions: dict[str, dict[str, Any]] = {}
         self._threads = [threading.Thread(target=self._discover_loop, name="executor-discover", daemon=True)]
@@ -259,18 +274,7 @@ class JobExecutor:
         workdir = self._paths.work / record.job_id
         workdir.mkdir(parents=True, exist_ok=True)
         log = JobLog(self._logs, self._log_group, record.log_stream, self._paths.logs / f"{record.job_id}.jsonl")
-        argv = [sys.executable, "-m", "cli.local.guard", str(os.getpid()), *local_argv(record.command)]
-        proc = subprocess.Popen(
-            argv,
-            cwd=workdir,
-            env=self._env.for_job(record) | {"TMPDIR": str(workdir)},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
+        proc = self._start(record.command, self._env.for_job(record) | {"TMPDIR": str(workdir)}, workdir)
         with self._procs_lock:
             self._procs[record.job_id] = proc
         record.pid = proc.pid
@@ -278,8 +282,9 @@ class JobExecutor:
         self._emit(record)
         try:
             assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
+            with proc.stdout:
+                for line in proc.stdout:
+                    log.write(line)
             returncode = proc.wait()
         finally:
             with self._procs_lock:
@@ -288,6 +293,24 @@ class JobExecutor:
         if self._stopping.is_set() and returncode != 0:
             return  # killed by stop: stays RUNNING in the ledger and gets a new attempt on restart
         self._finish(record, returncode, self._terminated.pop(record.job_id, EXITED_REASON))
+
+    def _start(self, command: list[str], env: dict[str, str], workdir: Path) -> JobProcess:
+        """The job's process, in its own session, output and errors on one pipe."""
+        if self._host is not None and module_command(command) is not None:
+            hosted = self._host.spawn(command, env, workdir)
+            if hosted is not None:
+                return hosted
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.local.guard", str(os.getpid()), *local_argv(command)],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
 
     def _finish(self, record: JobRecord, returncode: int | None, reason: str) -> None:
         """Record the attempt's end (`returncode` None: the process was lost) and send the state change."""
@@ -308,7 +331,11 @@ class JobExecutor:
         self._emit(record)
 
 
-def kill_group(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL the job's whole process group (its own session): nothing it started outlives it."""
-    with contextlib.suppress(ProcessLookupError):
+def kill_group(proc: JobProcess) -> None:
+    """SIGKILL the job's whole process group (its own session): nothing it started outlives it. A job forked a
+    moment ago may not lead its group yet: then the process itself."""
+    try:
         os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)

@@ -15,11 +15,17 @@ import sys
 PR_SET_PDEATHSIG = 1
 
 
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this process when `parent` exits (the thread of `parent` that started it, to be exact); exit at once
+    if it already has."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(137)
+
+
 def main(argv: list[str]) -> None:
     parent, command = int(argv[0]), argv[1:]
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the stack died before the signal was armed
-        sys.exit(137)
+    die_with_parent(parent)
     os.execvp(command[0], command)
 
 

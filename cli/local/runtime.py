@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 
 from batch_jobs import schema
+from batch_jobs.actions import WARM_IMPORTS
 from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import StackConfig, default_config
 from batch_jobs.job import ALLOW_CPU_ENV
@@ -26,6 +27,7 @@ from cli.local.events import job_state_change
 from cli.local.executor import ComputeQueue, JobEnvironment, JobExecutor
 from cli.local.files import write_json
 from cli.local.instance import InstanceLock
+from cli.local.job_host import JobHost
 from cli.local.job_logs import restore_logs
 from cli.local.lambda_context import LambdaContext
 from cli.local.ledger import JobRecord, Ledger
@@ -84,6 +86,7 @@ class LocalStack:
         self._log = log
         self._lock = InstanceLock(self.paths)
         self._server: MotoServer | None = None
+        self._host: JobHost | None = None
         self._router_lock = threading.Lock()
         # One session for every client of the stack: each new session loads botocore's endpoint and service data
         # again (about 0.1 s of CPU each). Creating clients from one session is not thread-safe, hence the lock.
@@ -115,7 +118,9 @@ class LocalStack:
     def start(self) -> None:
         self._lock.acquire()
         try:
-            self._server = MotoServer(self.settings.port)
+            self._server = MotoServer(self.settings.port, on_write=self._table_written)
+            self._host = JobHost(WARM_IMPORTS, self.paths.work)  # its imports overlap the stack's start
+            self._host.start()
             if self.settings.pipeline is not None:
                 write_json(self.paths.pipeline, [step.to_json() for step in self.settings.pipeline])
             self._server.start()
@@ -153,6 +158,7 @@ class LocalStack:
             emit=self._job_changed,
             on_interrupted=self._retry_interrupted,
             termination=self._termination_reason,
+            host=self._host,
         )
         self.poller = StreamPoller(
             self.session_client("dynamodbstreams"),
@@ -163,6 +169,10 @@ class LocalStack:
         self.poller.start()
         self.executor.start()
         self._snapshotter.start()
+
+    def _table_written(self) -> None:
+        if self.poller is not None:
+            self.poller.kick()
 
     def session_client(self, service: str) -> Any:
         """A boto3 client of this stack's server (credentials and region of the local stack)."""
@@ -242,6 +252,8 @@ class LocalStack:
                 self.poller.stop()
             if self.executor:
                 self.executor.stop()
+            if self._host:
+                self._host.stop()
             if self._snapshotter.is_alive():
                 self._snapshotter.join()
             if self.snapshot:

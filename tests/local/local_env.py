@@ -3,6 +3,7 @@ pipeline, and process checks. (A module of its own: `conftest` is a name every t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -107,3 +108,30 @@ class LocalUp:
         self.proc.send_signal(sig)
         _, err = self.proc.communicate(timeout=timeout)
         return err
+
+
+def running_jobs(local: LocalEnv) -> list[dict[str, Any]]:
+    jobs = [read_json(path) for path in (local.data_dir / "jobs").glob("*.json")]
+    return [job for job in jobs if job["status"] == "RUNNING" and job["pid"]]
+
+
+def frozen_mid_step(local: LocalEnv, video_id: str) -> dict[str, Any]:
+    """A running job stopped (SIGSTOP) before its step is done. A probe job from the warm job host is over in a
+    fraction of a second: freezing it first means the kill cannot come after its work."""
+    tried: set[str] = set()
+    while True:
+        job = wait_until(lambda: next((j for j in running_jobs(local) if j["job_id"] not in tried), None), "a job")
+        tried.add(job["job_id"])
+        try:
+            os.kill(job["pid"], signal.SIGSTOP)
+        except ProcessLookupError:
+            continue
+        chunk, step = int(job["parameters"]["chunk"]), job["parameters"]["step"]
+        pos = [s["name"] for s in PROBE_STEPS].index(step)
+        if status(local, video_id)["chunks"][chunk]["steps"][pos]["state"] != "done":
+            return job
+        os.kill(job["pid"], signal.SIGCONT)  # done already: let it exit, take the next one
+
+
+def status(local: LocalEnv, video_id: str) -> dict[str, Any]:
+    return dict(json.loads(local.run("status", video_id, "--json").stdout))

@@ -6,29 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
-from local_env import PROBE_STEPS, LocalEnv, wait_until
+from local_env import PROBE_STEPS, LocalEnv, frozen_mid_step, status, wait_until
 
 from cli.local.clips import sample_with_keyframes
-from cli.local.files import read_json
 from detector.sample import SampleSpec
-
-
-def just_started(local: LocalEnv) -> dict[str, Any] | None:
-    """A job that started under 0.3 s ago: its process is still importing, far from its end."""
-    now = time.time() * 1000
-    for path in (local.data_dir / "jobs").glob("*.json"):
-        job = read_json(path)
-        if job["status"] == "RUNNING" and job["pid"] and now - job["started_at"] < 300:
-            return dict(job)
-    return None
-
-
-def status(local: LocalEnv, video_id: str) -> dict[str, Any]:
-    return dict(json.loads(local.run("status", video_id, "--json").stdout))
 
 
 def test_a_killed_job_fails_with_a_reason_and_retry_completes_it(local: LocalEnv, tmp_path: Path) -> None:
@@ -40,7 +24,7 @@ def test_a_killed_job_fails_with_a_reason_and_retry_completes_it(local: LocalEnv
     submitted = local.run("submit", str(clip), "--chunk-seconds", "1", "--json")
     assert f"using the local stack at {up.endpoint}" in submitted.stderr
     video_id = json.loads(submitted.stdout)["video_id"]
-    job = wait_until(lambda: just_started(local), "a job that just started")
+    job = frozen_mid_step(local, video_id)
     os.kill(job["pid"], signal.SIGKILL)
     chunk, step = int(job["parameters"]["chunk"]), job["parameters"]["step"]
     pos = [s["name"] for s in PROBE_STEPS].index(step)

@@ -1,5 +1,6 @@
 """The job executor against moto's Batch API: jobs submitted there run as real subprocesses with the Batch
-environment, their output lands in CloudWatch Logs, and each attempt ends in the state change event AWS would send."""
+environment, their output lands in CloudWatch Logs, and each attempt ends in the state change event AWS would send.
+Every test runs twice: the job command exec'd (`python -c`), and forked from the warm job host (`python -m`)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,26 @@ from typing import Any
 
 import boto3
 import pytest
+from local_env import wait_until
 
 from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import default_config
 from cli.local.events import job_state_change
 from cli.local.executor import ComputeQueue, JobEnvironment, JobExecutor
+from cli.local.job_host import JobHost
 from cli.local.ledger import JobRecord, Ledger
 from cli.local.paths import LocalPaths
 from cli.local.server import MotoServer
 
-JOB_SCRIPT = """
-import os, sys, time
+# What the job host imports before it forks (a fresh `python -c` does not); it fixes the host's temp directory, which
+# a job must not inherit.
+WARM = "warm_module"
+JOB_SCRIPT = f"""
+import os, sys, tempfile, time
 print("job", os.environ["AWS_BATCH_JOB_ID"], os.environ["AWS_BATCH_JOB_ATTEMPT"], os.environ["AWS_ENDPOINT_URL"],
-      os.environ.get("DERBY_BATCH_ALLOW_CPU"), sys.argv[1], flush=True)
+      os.environ.get("DERBY_BATCH_ALLOW_CPU"), sys.argv[1])
+print("in", os.path.realpath(os.getcwd()) == os.path.realpath(tempfile.gettempdir()), "app",
+      os.environ.get("AWS_SDK_UA_APP_ID"), "warm", "{WARM}" in sys.modules)
 time.sleep(float(sys.argv[2]))
 sys.exit(int(sys.argv[3]))
 """
@@ -37,6 +45,12 @@ class Harness:
     logs: Any
     executor: JobExecutor
     events: list[tuple[str, dict[str, Any]]]
+    style: str  # how jobs start: "exec" or "hosted"
+    paths: LocalPaths
+
+    def log_lines(self, job_id: str) -> list[str]:
+        stream = self.logs.get_log_events(logGroupName="/aws/batch/t", logStreamName=f"script/default/{job_id}")
+        return [e["message"] for e in stream["events"]]
 
     def submit(self, queue: str, word: str, sleep: float = 0, code: int = 0) -> str:
         parameters = {"word": word, "sleep": str(sleep), "code": str(code)}
@@ -60,9 +74,14 @@ class Harness:
         raise AssertionError(f"job {job_id} did not reach {status}: {self.executor.ledger.get(job_id)}")
 
 
-@pytest.fixture
-def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+@pytest.fixture(params=["exec", "hosted"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     monkeypatch.setenv("DERBY_BATCH_LOCAL_DIR", str(tmp_path))  # the leftover check of conftest finds our jobs
+    monkeypatch.setenv("AWS_SDK_UA_APP_ID", "the-stack")  # the stack's AWS settings are not the job's
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "script_job.py").write_text(JOB_SCRIPT)
+    (tmp_path / "mods" / f"{WARM}.py").write_text("import tempfile\n\ntempfile.gettempdir()\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "mods"))
     server = MotoServer(0)
     server.start()
     session = boto3.Session(
@@ -72,17 +91,20 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
     config = default_config("t", "us-east-1")
     bootstrap_stack(session, config)
     batch, logs = session.client("batch"), session.client("logs")
+    start = ["-m", "script_job"] if request.param == "hosted" else ["-c", JOB_SCRIPT]
     batch.register_job_definition(
         jobDefinitionName="script",
         type="container",
         containerProperties={
             "image": "x",
             "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
-            "command": ["python", "-c", JOB_SCRIPT, "Ref::word", "Ref::sleep", "Ref::code"],
+            "command": ["python", *start, "Ref::word", "Ref::sleep", "Ref::code"],
             "environment": [{"name": "FROM_DEFINITION", "value": "yes"}],
         },
     )
     paths = LocalPaths(tmp_path).ensure()
+    host = JobHost([WARM], paths.work)
+    host.start()
     events: list[tuple[str, dict[str, Any]]] = []
     executor = JobExecutor(
         batch=batch,
@@ -95,10 +117,12 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
         emit=lambda r: events.append((r.status, job_state_change(r, "123456789012", "us-east-1"))),
         on_interrupted=lambda r: None,
         termination=lambda job_id: server.termination_reason(job_id, "123456789012", "us-east-1"),
+        host=host,
     )
     executor.start()
-    yield Harness(batch, logs, executor, events)
+    yield Harness(batch, logs, executor, events, request.param, paths)
     executor.stop()
+    host.stop()
     server.stop()
     assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_child(p)], "job processes left"
 
@@ -119,10 +143,11 @@ def test_a_job_runs_with_the_batch_environment_and_logs_to_cloudwatch(harness: H
     assert event["detail"]["parameters"]["word"] == "hello"
     assert event["detail"]["attempts"][-1]["container"]["exitCode"] == 0
     assert record.environment["FROM_DEFINITION"] == "yes"
-    stream = harness.logs.get_log_events(logGroupName="/aws/batch/t", logStreamName=f"script/default/{job_id}")
-    lines = [e["message"] for e in stream["events"]]
     endpoint = os.environ["AWS_ENDPOINT_URL"]
-    assert lines == [f"job {job_id} 1 {endpoint} 1 hello"]  # GPU queue: the CPU override is set
+    assert harness.log_lines(job_id) == [
+        f"job {job_id} 1 {endpoint} 1 hello",  # GPU queue: the CPU override is set
+        f"in True app None warm {harness.style == 'hosted'}",  # its scratch directory and its own environment
+    ]
 
 
 def test_a_failing_job_sends_failed_with_its_exit_code(harness: Harness) -> None:
@@ -131,20 +156,16 @@ def test_a_failing_job_sends_failed_with_its_exit_code(harness: Harness) -> None
     detail = harness.events[-1][1]["detail"]
     assert detail["statusReason"] == "Essential container in task exited"
     assert detail["attempts"][-1]["container"]["exitCode"] == 3
-    lines = [
-        e["message"]
-        for e in harness.logs.get_log_events(logGroupName="/aws/batch/t", logStreamName=f"script/default/{job_id}")[
-            "events"
-        ]
-    ]
-    assert lines[0].endswith(" None bad")  # CPU queue: no GPU override
+    assert harness.log_lines(job_id)[0].endswith(" None bad")  # CPU queue: no GPU override
 
 
 def test_a_killed_job_process_fails_with_exit_code_137(harness: Harness) -> None:
     job_id = harness.submit("t-cpu", "slow", sleep=60)
     record = harness.wait_for(job_id, "RUNNING")
     assert record.pid is not None
-    os.kill(record.pid, signal.SIGKILL)
+    log = harness.paths.logs / f"{job_id}.jsonl"
+    wait_until(lambda: log.exists() and len(log.read_text().splitlines()) == 2, "the job's lines before it sleeps")
+    os.kill(record.pid, signal.SIGKILL)  # its output was not held back in a buffer until exit
     harness.wait_for(job_id, "FAILED")
     container = harness.events[-1][1]["detail"]["attempts"][-1]["container"]
     assert container["exitCode"] == 137 and container["reason"] == "job process killed by SIGKILL"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from local_env import PROBE_STEPS, LocalEnv, free_port, wait_until
+from local_env import PROBE_STEPS, LocalEnv, free_port, frozen_mid_step, processes_with, wait_until
 
 from batch_jobs.config import StackConfig, load_config
 from batch_jobs.store import Store
@@ -108,3 +108,17 @@ def test_ctrl_c_mid_video_and_local_up_again_finishes_every_chunk_once(local: Lo
         (r["parameters"]["chunk"], r["parameters"]["step"]) for r in ledger(local) if r["status"] == "SUCCEEDED"
     ]
     assert sorted(finished) == sorted((str(i), s) for i in range(3) for s in ("probe", "summarize"))
+
+
+def test_a_killed_local_up_takes_its_job_host_and_running_job_with_it(local: LocalEnv, tmp_path: Path) -> None:
+    pipeline, clip = tmp_path / "probe.json", tmp_path / "clip.mp4"
+    pipeline.write_text(json.dumps(PROBE_STEPS))
+    sample_with_keyframes(clip, SampleSpec(320, 180, seconds=3.0, fps=10, people=1))
+    up = local.up("--pipeline", str(pipeline), "--workers", "1")
+    video_id = json.loads(local.run("submit", str(clip), "--chunk-seconds", "1", "--json").stdout)["video_id"]
+    job = frozen_mid_step(local, video_id)  # alive (stopped) when the stack dies
+    up.proc.kill()  # SIGKILL: none of the stack's own clean-up runs
+    up.proc.communicate(timeout=30)
+    marker = f"DERBY_BATCH_LOCAL_DIR={local.data_dir}"
+    wait_until(lambda: not processes_with(marker), "the job host and the job to die with the stack", timeout=10)
+    assert not Path(f"/proc/{job['pid']}/status").exists() or "zombie" in Path(f"/proc/{job['pid']}/status").read_text()
