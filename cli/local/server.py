@@ -12,6 +12,8 @@ import logging
 import socket
 import threading
 import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -21,12 +23,32 @@ from cli.local.errors import LocalStackError
 HOST = "127.0.0.1"
 # Batch and Lambda without Docker: jobs are only recorded, the local executor runs them.
 MOTO_CONFIG = {"batch": {"use_docker": False}, "lambda": {"use_docker": False}}
+# DynamoDB operations that can add a stream record (X-Amz-Target `DynamoDB_20120810.<operation>`).
+DYNAMODB_WRITES = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "ExecuteStatement",
+     "BatchExecuteStatement", "ExecuteTransaction"}
+)  # fmt: skip
+
+
+class _WriteNotifier:
+    """WSGI middleware: after moto has handled a DynamoDB write (its stream record exists), call `on_write`."""
+
+    def __init__(self, app: Any, on_write: Callable[[], None]) -> None:
+        self._app, self._on_write = app, on_write
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        response = self._app(environ, start_response)
+        service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
+        if service.startswith("DynamoDB_") and operation in DYNAMODB_WRITES:
+            self._on_write()
+        return response
 
 
 class MotoServer:
-    """A moto server bound to 127.0.0.1:`port` (0 picks a free port), reset and configured on start."""
+    """A moto server bound to 127.0.0.1:`port` (0 picks a free port), reset and configured on start. `on_write` is
+    called after each DynamoDB write: the stream poller reads at once instead of at its next poll."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, on_write: Callable[[], None] = lambda: None) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # Bound here, not by werkzeug: on a taken port it prints two lines and calls sys.exit.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -43,7 +65,7 @@ class MotoServer:
             self._server: BaseWSGIServer = make_server(
                 HOST,
                 port,
-                DomainDispatcherApplication(create_backend_app),
+                _WriteNotifier(DomainDispatcherApplication(create_backend_app), on_write),
                 threaded=True,
                 request_handler=MotoRequestHandler,
                 fd=listener.fileno(),

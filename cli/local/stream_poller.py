@@ -21,6 +21,8 @@ from batch_jobs.schema import CHUNK_PREFIX
 Handler = Callable[[dict[str, Any]], Any]
 POLL_SECONDS = 0.1  # while records flow
 IDLE_POLL_SECONDS = 0.5  # after IDLE_AFTER_SECONDS without any: each poll is a request the server answers
+# (the local stack's server kicks the poller after each table write, so these bound the delay only for a write it
+# did not see)
 IDLE_AFTER_SECONDS = 1.0
 SHARDS_SECONDS = 5.0  # how often to look for new shards
 
@@ -86,6 +88,7 @@ class StreamPoller:
         self._shards_at = -SHARDS_SECONDS
         self._last_records = time.monotonic()
         self._stop = threading.Event()
+        self._kicked = threading.Event()
         self._idle = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stream-poller", daemon=True)
         self.dropped: list[dict[str, Any]] = []
@@ -95,8 +98,13 @@ class StreamPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        self._kicked.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+
+    def kick(self) -> None:
+        """Poll now: the table was just written (a stream record may be waiting)."""
+        self._kicked.set()
 
     def idle(self) -> bool:
         """True once a full poll found nothing left to deliver."""
@@ -184,6 +192,7 @@ class StreamPoller:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._kicked.clear()  # a write after this point is read by this poll or wakes the next wait
             try:
                 read, failed = self.poll_once(), False
             except Exception as exc:  # the server going away under us, or a transient error: poll again
@@ -194,4 +203,4 @@ class StreamPoller:
                 self._idle.set()
             if not read:
                 quiet = time.monotonic() - self._last_records > IDLE_AFTER_SECONDS
-                self._stop.wait(IDLE_POLL_SECONDS if quiet else POLL_SECONDS)
+                self._kicked.wait(IDLE_POLL_SECONDS if quiet else POLL_SECONDS)

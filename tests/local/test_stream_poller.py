@@ -3,11 +3,13 @@ batch failures, bisect and the retry cap, with a scripted handler standing in fo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
+from local_env import wait_until
 
 from cli.local.server import MotoServer
 from cli.local.stream_poller import MappingSettings, StreamPoller
@@ -114,3 +116,55 @@ def test_a_handler_error_bisects_and_a_poison_record_is_dropped_after_the_retry_
     assert acknowledged == ["chunk#00000", "chunk#00001", "chunk#00003"]
     assert [r["dynamodb"]["Keys"]["sk"]["S"] for r in poller.dropped] == ["chunk#00002"]
     assert calls < 12  # bisect found the poison record without retrying the good ones each time
+
+
+def test_a_table_write_wakes_an_idle_poller_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server calls `on_write` after each DynamoDB write (not reads, not other services); the local stack points
+    it at `kick`, so a record does not wait for the next poll. Polls are a minute apart here: only the kick can
+    deliver in time."""
+    monkeypatch.setattr("cli.local.stream_poller.POLL_SECONDS", 60.0)
+    monkeypatch.setattr("cli.local.stream_poller.IDLE_POLL_SECONDS", 60.0)
+    writes: list[int] = []
+    poller: StreamPoller | None = None
+
+    def on_write() -> None:
+        writes.append(1)
+        if poller is not None:
+            poller.kick()
+
+    server = MotoServer(0, on_write=on_write)
+    server.start()
+    try:
+        session = boto3.Session(
+            aws_access_key_id="local-test-key", aws_secret_access_key="local-test-secret", region_name="us-east-1"
+        )
+        ddb = session.client("dynamodb", endpoint_url=server.endpoint)
+        ddb.create_table(
+            TableName="items",
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        session.client("s3", endpoint_url=server.endpoint).create_bucket(Bucket="not-a-table")
+        arn = ddb.describe_table(TableName="items")["Table"]["LatestStreamArn"]
+        assert writes == []  # creating a table, describing it and S3 calls are no table writes
+        seen: list[str] = []
+        delivered = threading.Event()
+
+        def handler(event: Event) -> Any:
+            seen.extend(sks(event))
+            delivered.set()
+            return {"batchItemFailures": []}
+
+        poller = StreamPoller(session.client("dynamodbstreams", endpoint_url=server.endpoint), arn, handler)
+        poller.start()
+        wait_until(poller.idle, "the poller to find nothing and sleep", timeout=10)
+        put(ddb, "chunk#00000")
+        ddb.get_item(TableName="items", Key={"pk": {"S": "video#v"}, "sk": {"S": "chunk#00000"}})
+        assert writes == [1]
+        assert delivered.wait(10), "the record waited for the next poll"
+        assert seen == ["chunk#00000"]
+        poller.stop()
+    finally:
+        server.stop()
