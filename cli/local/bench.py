@@ -30,6 +30,7 @@ GOAL = 1.2
 # How often the bench asks whether the video is done: each ask is a request the stack answers, on the cores the jobs
 # use (every 50 ms cost the stack 1 s of CPU per run); `submit --wait` asks less often.
 WAIT_POLL_SECONDS = 0.2
+DONE = "video done"
 
 
 def cpu_seconds(who: int) -> float:
@@ -40,7 +41,7 @@ def cpu_seconds(who: int) -> float:
 @dataclass(frozen=True)
 class Timing:
     wall_s: float
-    jobs_cpu_s: float  # CPU of child processes (detect itself, or the stack's jobs)
+    jobs_cpu_s: float  # CPU of child processes (detect itself, or the stack's jobs and job host)
     self_cpu_s: float = 0.0  # CPU of this process (the stack: moto, poller, router, split and upload)
 
 
@@ -77,15 +78,15 @@ def time_local(clip: Path, settings: LocalSettings, chunk_seconds: float) -> Loc
             time.sleep(WAIT_POLL_SECONDS)
         if stack.store.get_video(submitted.video_id).state != schema.DONE:
             raise SystemExit(f"the local stack did not finish the video: {stack.store.get_video(submitted.video_id)}")
-        pipeline = Timing(
-            time.monotonic() - ready,
-            cpu_seconds(resource.RUSAGE_CHILDREN) - jobs_cpu,
-            cpu_seconds(resource.RUSAGE_SELF) - self_cpu,
-        )
-        print(json.dumps(dataclasses.asdict(LocalRun(ready - started, pipeline, submitted.chunks))), flush=True)
+        wall, self_cpu = time.monotonic() - ready, cpu_seconds(resource.RUSAGE_SELF) - self_cpu
+        print(DONE, flush=True)  # the clock of `time_local_process` stops here
     finally:
         stack.stop()
-    return LocalRun(ready - started, pipeline, submitted.chunks)
+    # Jobs forked by the job host are its children: their CPU reaches this process once the host has exited.
+    pipeline = Timing(wall, cpu_seconds(resource.RUSAGE_CHILDREN) - jobs_cpu, self_cpu)
+    run = LocalRun(ready - started, pipeline, submitted.chunks)
+    print(json.dumps(dataclasses.asdict(run)), flush=True)
+    return run
 
 
 def time_local_process(clip: Path, data: Path, chunk_seconds: float, workers: int, gpus: int) -> LocalRun:
@@ -96,10 +97,11 @@ def time_local_process(clip: Path, data: Path, chunk_seconds: float, workers: in
     started = time.monotonic()
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as child:
         assert child.stdout is not None
-        line = child.stdout.readline()
+        said = child.stdout.readline().strip()
         done = time.monotonic()
+        line = child.stdout.readline()
         child.stdout.read()
-    if child.returncode != 0 or not line:
+    if child.returncode != 0 or said != DONE or not line:
         raise SystemExit(f"the local stack run failed (exit {child.returncode})")
     saved = json.loads(line)
     run = LocalRun(saved["start_s"], Timing(**saved["pipeline"]), saved["chunks"])
