@@ -36,7 +36,6 @@ EXITED_REASON = "Essential container in task exited"
 INTERRUPTED_REASON = "Host EC2 (local stack) stopped while the job was running"
 
 EventSink = Callable[[JobRecord], None]
-Terminations = Callable[[str], "str | None"]  # job id -> the reason of a TerminateJob call, if any
 
 
 class JobProcess(Protocol):
@@ -122,7 +121,6 @@ class JobExecutor:
         env: JobEnvironment,
         emit: EventSink,
         on_interrupted: EventSink,
-        termination: Terminations,
         host: JobHost | None = None,
     ) -> None:
         self._batch, self._logs = batch, logs
@@ -131,7 +129,6 @@ class JobExecutor:
         self._log_group = log_group
         self.ledger, self._paths, self._env, self._emit = ledger, paths, env, emit
         self._on_interrupted = on_interrupted
-        self._termination = termination
         self._terminated: dict[str, str] = {}
         self._discover_lock = threading.Lock()
         self._started: set[str] = set()
@@ -232,15 +229,24 @@ class JobExecutor:
             self._definitions[arn] = found[0]
         return self._definitions[arn]
 
+    def _terminations(self, job_ids: list[str]) -> dict[str, str]:
+        """Job id -> the reason of a TerminateJob call on it. moto marks a job SUCCEEDED as soon as it is submitted
+        (it runs nothing) and keeps such a call only as the job's `statusReason`."""
+        reasons = {}
+        for start in range(0, len(job_ids), 100):
+            for job in self._batch.describe_jobs(jobs=job_ids[start : start + 100])["jobs"]:
+                if job.get("statusReason"):
+                    reasons[job["jobId"]] = str(job["statusReason"])
+        return reasons
+
     def _terminate_requested(self) -> None:
         """Kill the running jobs a TerminateJob call named (`derby-batch cancel`); they end FAILED with its reason."""
         with self._procs_lock:
-            running = list(self._procs.items())
-        for job_id, proc in running:
-            reason = self._termination(job_id)
-            if reason is not None and job_id not in self._terminated:
+            running = dict(self._procs)
+        for job_id, reason in self._terminations(list(running)).items():
+            if job_id not in self._terminated:
                 self._terminated[job_id] = reason
-                kill_group(proc)
+                kill_group(running[job_id])
 
     def _discover_loop(self) -> None:
         while not self._stopping.is_set():
@@ -262,7 +268,11 @@ class JobExecutor:
                 if record is None or record.status != QUEUED or job_id in self._started or self._stopping.is_set():
                     continue
                 self._started.add(job_id)
-            reason = self._termination(job_id)
+            try:
+                reason = self._terminations([job_id]).get(job_id)
+            except Exception as exc:  # the server going away under us: the job runs, and finds out itself
+                print(f"local executor: cannot check job {job_id} for a TerminateJob call: {exc}", file=sys.stderr)
+                reason = None
             if reason is not None:  # terminated while queued: never starts, as on Batch
                 self._finish(record, None, reason)
             else:

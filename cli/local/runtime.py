@@ -119,7 +119,7 @@ class LocalStack:
         self._lock.acquire()
         try:
             self._server = MotoServer(self.settings.port, on_write=self._table_written)
-            self._host = JobHost(WARM_IMPORTS, self.paths.work)  # its imports overlap the stack's start
+            self._host = JobHost(WARM_IMPORTS, self.paths.work)  # its imports run on another core meanwhile
             self._host.start()
             if self.settings.pipeline is not None:
                 write_json(self.paths.pipeline, [step.to_json() for step in self.settings.pipeline])
@@ -157,7 +157,6 @@ class LocalStack:
             env=JobEnvironment(endpoint, REGION, LOCAL_STACK, GPU_OVERRIDE),
             emit=self._job_changed,
             on_interrupted=self._retry_interrupted,
-            termination=self._termination_reason,
             host=self._host,
         )
         self.poller = StreamPoller(
@@ -202,9 +201,6 @@ class LocalStack:
                 self._log(f"router failed on {record.status} event of job {record.job_id}: {exc}")
                 time.sleep(0.2 * 2**attempt)
         self._dirty.set()
-
-    def _termination_reason(self, job_id: str) -> str | None:
-        return self._server.termination_reason(job_id, ACCOUNT, REGION) if self._server else None
 
     def _retry_interrupted(self, record: JobRecord) -> None:
         """A job lost when the stack stopped is failed by its event; retry its step as `derby-batch retry` would.

@@ -92,14 +92,6 @@ class MotoServer:
             self._thread.join()
         self._server.server_close()
 
-    def termination_reason(self, job_id: str, account: str, region: str) -> str | None:
-        """The reason of a TerminateJob call on `job_id`, or None. moto records the call on its job object without
-        changing the (already SUCCEEDED) status, so the executor reads it here, in the process that runs moto."""
-        from moto.batch.models import batch_backends
-
-        job = batch_backends[account][region].get_job_by_id(job_id)
-        return str(job.job_stopped_reason) if job is not None and job.stop else None
-
     def _post(self, path: str, body: object) -> None:
         data = json.dumps(body).encode() if body is not None else b""
         request = urllib.request.Request(self.endpoint + path, data=data, method="POST")

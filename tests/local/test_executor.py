@@ -116,7 +116,6 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
         env=JobEnvironment(server.endpoint, "us-east-1", "t", {"DERBY_BATCH_ALLOW_CPU": "1"}),
         emit=lambda r: events.append((r.status, job_state_change(r, "123456789012", "us-east-1"))),
         on_interrupted=lambda r: None,
-        termination=lambda job_id: server.termination_reason(job_id, "123456789012", "us-east-1"),
         host=host,
     )
     executor.start()
