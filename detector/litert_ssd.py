@@ -27,6 +27,9 @@ from detector.detections import RawDetections
 Predictions = tuple[np.ndarray, np.ndarray]  # the backbone's box encodings (n, anchors, 4) and class logits
 Backbone = Callable[[np.ndarray], Predictions]
 
+# The CPUs this process may use when it shares the machine's cores with other jobs (the local stack runs several
+# detect jobs at once); unset, every core it may run on.
+CPUS_ENV = "DERBY_BATCH_CPUS"
 _FORMAT = "litert-ssd@2"  # cache files of another layout are simply not found
 _MAX_PREDICTION_DIFF = 1e-3  # LiteRT vs TensorFlow on the check image (measured: about 5e-5)
 
@@ -243,9 +246,12 @@ def interpreters(flatbuffer: bytes, size: tuple[int, int]) -> Backbone | None:
 
 
 def _threads() -> int:
-    """LiteRT interpreters, one thread each: the cores this process may use, at most 16 (two batches of 8 in flight
-    never keep more busy). Images run side by side, not one image over all cores: that costs the same CPU, and a core
-    taken by the decoder then stalls one image, not all of them."""
+    """LiteRT interpreters, one thread each: the cores this process may use (or its share, `DERBY_BATCH_CPUS`), at
+    most 16 (two batches of 8 in flight never keep more busy). Images run side by side, not one image over all cores:
+    that costs the same CPU, and a core taken by the decoder then stalls one image, not all of them."""
+    share = os.environ.get(CPUS_ENV, "")
+    if share.isdigit() and int(share) > 0:
+        return min(16, int(share))
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -35,6 +35,7 @@ from cli.local.paths import LocalPaths
 from cli.local.server import MotoServer
 from cli.local.snapshot import Snapshot
 from cli.local.stream_poller import StreamPoller
+from detector.litert_ssd import CPUS_ENV
 from router.core import Router
 
 LOCAL_STACK = "local"
@@ -43,15 +44,21 @@ ACCOUNT = "123456789012"
 SNAPSHOT_SECONDS = 3.0
 RESUME_WAIT_SECONDS = 10.0
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-stack-access-key", "AWS_SECRET_ACCESS_KEY": "local-stack-secret-key"}
-# GPU steps run on the CPU here, on purpose.
-GPU_OVERRIDE = {ALLOW_CPU_ENV: "1"}
 
 
 def default_gpu_slots() -> int:
-    """One GPU-queue job more than there are cores. On the CPU a detect job starts up on one thread (imports, model
-    load: about half a second) and then keeps every core busy; with one slot per core the demo's third chunk waited
-    for a slot and ran alone at the end (bench: 1.29x detect's wall time instead of 1.23x)."""
+    """One GPU-queue job more than there are cores, each with its share of them (`gpu_override`): a job's first
+    moments (its clients, its model) run on one thread, and the demo's three chunks start together instead of the
+    third running alone at the end."""
     return len(os.sched_getaffinity(0)) + 1
+
+
+def gpu_override(slots: int) -> dict[str, str]:
+    """What a GPU-queue job gets here: leave to run on the CPU, and its share of the cores. Detect jobs running side by
+    side each with a thread per core spend more CPU on the same frames than with their share (more threads than
+    cores: switches, caches), as a container keeps to its vCPUs."""
+    share = max(1, len(os.sched_getaffinity(0)) // slots)
+    return {ALLOW_CPU_ENV: "1", CPUS_ENV: str(share)}
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,7 @@ class LocalStack:
             log_group=self.config.log_group,
             ledger=Ledger(self.paths.jobs),
             paths=self.paths,
-            env=JobEnvironment(endpoint, REGION, LOCAL_STACK, GPU_OVERRIDE),
+            env=JobEnvironment(endpoint, REGION, LOCAL_STACK, gpu_override(self.settings.gpus)),
             emit=self._job_changed,
             on_interrupted=self._retry_interrupted,
             host=self._host,

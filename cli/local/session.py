@@ -24,11 +24,11 @@ from batch_jobs.config import DEFAULT_STACK, STACK_ENV, parameter_name, stack_na
 from cli.local.instance import find_running
 from cli.local.paths import LocalPaths
 from cli.local.runtime import LOCAL_STACK, LocalSettings, LocalStack, point_process_at
-from cli.local.stream_poller import IDLE_POLL_SECONDS
+from cli.local.stream_poller import POLL_SECONDS
 
 Announce = Callable[[str], None]
 _started_here: LocalStack | None = None
-IDLE_SETTLE_SECONDS = IDLE_POLL_SECONDS + 0.3  # longer than the stream poller sleeps when quiet
+IDLE_SETTLE_SECONDS = POLL_SECONDS + 0.3  # longer than the stream poller sleeps between polls
 
 
 def say(line: str) -> None:

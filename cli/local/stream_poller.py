@@ -19,11 +19,9 @@ from typing import Any
 from batch_jobs.schema import CHUNK_PREFIX
 
 Handler = Callable[[dict[str, Any]], Any]
-POLL_SECONDS = 0.1  # while records flow
-IDLE_POLL_SECONDS = 0.5  # after IDLE_AFTER_SECONDS without any: each poll is a request the server answers
-# (the local stack's server kicks the poller after each table write, so these bound the delay only for a write it
-# did not see)
-IDLE_AFTER_SECONDS = 1.0
+# Between polls that found nothing. The local stack's server kicks the poller after every table write, so this
+# bounds only a retry's backoff and a write the kick missed; each poll is a request the server answers.
+POLL_SECONDS = 0.5
 SHARDS_SECONDS = 5.0  # how often to look for new shards
 
 
@@ -86,7 +84,6 @@ class StreamPoller:
         self._on_records = on_records
         self._shards: dict[str, ShardState] = {}
         self._shards_at = -SHARDS_SECONDS
-        self._last_records = time.monotonic()
         self._stop = threading.Event()
         self._kicked = threading.Event()
         self._idle = threading.Event()
@@ -139,7 +136,6 @@ class StreamPoller:
         state.iterator = response.get("NextShardIterator")
         records = response.get("Records", [])
         if records:
-            self._last_records = time.monotonic()
             self._idle.clear()  # before delivering: a handler call can take long, and the stack is not idle meanwhile
             if self._on_records:
                 self._on_records()
@@ -202,5 +198,4 @@ class StreamPoller:
             if not read and not failed and not any(s.pending for s in self._shards.values()):
                 self._idle.set()
             if not read:
-                quiet = time.monotonic() - self._last_records > IDLE_AFTER_SECONDS
-                self._kicked.wait(IDLE_POLL_SECONDS if quiet else POLL_SECONDS)
+                self._kicked.wait(POLL_SECONDS)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from detector_clips import Clip
 
-from detector import od_models
+from detector import litert_ssd, od_models
 from detector.detections import RawDetections
 from detector.od_models import _load_od_model, default_model_path, load_od_model
 
@@ -186,3 +186,13 @@ def test_the_conversion_is_kept_and_a_spoilt_copy_replaced(
     _assert_same(fresh_load(), plain)
     with np.load(kept) as saved:
         assert saved["model"].size > 1_000_000
+
+
+@pytest.mark.parametrize(("share", "threads"), [("1", 1), ("3", 3), ("0", None), ("two", None), ("", None)])
+def test_a_cpu_share_sizes_the_interpreter_pool(
+    monkeypatch: pytest.MonkeyPatch, share: str, threads: int | None
+) -> None:
+    """A job that shares the machine (DERBY_BATCH_CPUS, set by the local stack) runs that many interpreters; unset or
+    not a positive number, one per core it may use."""
+    monkeypatch.setenv(litert_ssd.CPUS_ENV, share)
+    assert litert_ssd._threads() == (threads or min(16, len(os.sched_getaffinity(0))))

@@ -19,7 +19,7 @@ from batch_jobs.submit import submit_file
 from cli.local.clips import sample_with_keyframes
 from cli.local.ledger import JobRecord
 from cli.local.paths import LocalPaths
-from cli.local.runtime import LocalSettings, LocalStack
+from cli.local.runtime import LocalSettings, LocalStack, gpu_override
 from cli.local.session import wait_idle
 from detector.sample import SampleSpec
 
@@ -131,3 +131,9 @@ def test_stop_mid_video_and_start_again_loses_and_duplicates_nothing(
     p = lost.parameters
     resumed = second.store.get_chunk(video_id, int(p["chunk"])).steps[step_index(PROBE_PIPELINE, p["step"])]
     assert resumed.attempt == int(p["attempt"]) + 1
+
+
+def test_gpu_jobs_run_on_the_cpu_with_their_share_of_the_cores() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert gpu_override(1) == {"DERBY_BATCH_ALLOW_CPU": "1", "DERBY_BATCH_CPUS": str(cores)}
+    assert gpu_override(cores + 1)["DERBY_BATCH_CPUS"] == "1"  # never none

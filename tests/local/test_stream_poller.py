@@ -123,7 +123,6 @@ def test_a_table_write_wakes_an_idle_poller_at_once(monkeypatch: pytest.MonkeyPa
     it at `kick`, so a record does not wait for the next poll. Polls are a minute apart here: only the kick can
     deliver in time."""
     monkeypatch.setattr("cli.local.stream_poller.POLL_SECONDS", 60.0)
-    monkeypatch.setattr("cli.local.stream_poller.IDLE_POLL_SECONDS", 60.0)
     writes: list[int] = []
     poller: StreamPoller | None = None
 
