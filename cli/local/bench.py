@@ -131,15 +131,18 @@ def main(argv: list[str] | None = None) -> None:
               f"{args.chunk_seconds:g} s", flush=True)  # fmt: skip
         # Both sides as on a machine that has run the tool before: the person model's conversion is cached.
         time_detect(clip, work / "warm-up.json", detectors, "--every", "1000")
-        detects, locals_ = [], []
+        detects, locals_, rounds = [], [], []
         for round_ in range(args.rounds):  # alternate, keep each side's best: the machine may be shared
             detects.append(time_detect(clip, work / "detect.json", detectors))
             data = work / f"data-{round_}"
             locals_.append(time_local_process(clip, data, args.chunk_seconds, args.workers, args.gpus))
+            rounds.append(f"round {round_ + 1}: detect {detects[-1].wall_s:.1f} s, local stack "
+                          f"{locals_[-1].total_s:.1f} s ({locals_[-1].total_s / detects[-1].wall_s:.2f})")  # fmt: skip
         detect = min(detects, key=lambda t: t.wall_s)
         local = min(locals_, key=lambda r: r.total_s)
     ratio = local.total_s / detect.wall_s
     p = local.pipeline
+    print(*rounds, sep="\n")
     print(f"derby-batch detect ({detectors}): {detect.wall_s:.1f} s wall, {detect.jobs_cpu_s:.1f} s CPU")
     print(f"local stack ({local.chunks} chunks): {local.total_s:.1f} s wall (process {local.process_s:.1f} s + stack "
           f"start {local.start_s:.1f} s + submit to done {p.wall_s:.1f} s), CPU {p.jobs_cpu_s:.1f} s in jobs + "

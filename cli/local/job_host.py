@@ -1,12 +1,13 @@
 """Job processes forked from a warm interpreter: `python -m MODULE` without an interpreter start per job.
 
-A job process started cold pays for its interpreter and imports before its first request: about 0.5 s of CPU for a
-summarize job (boto3 alone is 0.3 s) and 0.8 s for a detect job; the demo's six jobs pay 3-4 s of CPU for it, on
-the same two cores its detectors need. The local stack starts one host; the host imports the job code once
-(`batch_jobs.WARM_IMPORTS`, never TensorFlow) and forks a child per job. The child takes the job's session,
-working directory, environment and output pipe, then runs MODULE as `python -m` does (runpy), so a job runs the code
-and ends with the exit code it would have as a fresh process: what differs is only that its imports are done, like
-a container whose image is already on the host. Commands of another shape are exec'd by the executor as before.
+A job process started cold pays for its interpreter and imports before its first request: about 0.3 s of CPU for a
+summarize job (boto3 and the job code; the whole job then took 0.5 s, now 0.25 s) and 0.6 s for a detect job (also
+numpy, OpenCV, PyAV, LiteRT and the detector), on the same cores the detectors need. The local stack starts one
+host; the host imports the job code once (`batch_jobs.actions.WARM_IMPORTS`, never TensorFlow) and forks a child per
+job. The child takes the job's session, working directory, environment and output pipe, then runs MODULE as
+`python -m` does (runpy), so a job runs the code and ends with the exit code it would have as a fresh process: what
+differs is only that its imports are done, like a container whose image is already on the host. Commands of another
+shape are exec'd by the executor as before.
 
 `python -m cli.local.job_host FD MODULE...` is the host: requests arrive on the Unix seqpacket socket FD, one JSON
 message each (argv, env, cwd) with the job's output pipe attached; it answers with the child's pid and, once the
