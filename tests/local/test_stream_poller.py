@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -17,14 +18,34 @@ from cli.local.stream_poller import MappingSettings, StreamPoller
 Event = dict[str, Any]
 
 
+@dataclass
+class Server:
+    session: Any
+    endpoint: str
+    on_write: list[Callable[[], None]]  # what the server calls after each DynamoDB write
+
+
 @pytest.fixture
-def table() -> Iterator[tuple[Any, Any, str]]:
-    server = MotoServer(0)
-    server.start()
+def server() -> Iterator[Server]:
+    hooks: list[Callable[[], None]] = []
+
+    def on_write() -> None:
+        for hook in hooks:
+            hook()
+
+    moto = MotoServer(0, on_write=on_write)
+    moto.start()
     session = boto3.Session(
         aws_access_key_id="local-test-key", aws_secret_access_key="local-test-secret", region_name="us-east-1"
     )
-    ddb = session.client("dynamodb", endpoint_url=server.endpoint)
+    yield Server(session, moto.endpoint, hooks)
+    moto.stop()
+
+
+@pytest.fixture
+def table(server: Server) -> tuple[Any, Any, str]:
+    """(dynamodb client, dynamodbstreams client, stream ARN) of a table `items` with a stream."""
+    ddb = server.session.client("dynamodb", endpoint_url=server.endpoint)
     ddb.create_table(
         TableName="items",
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
@@ -33,8 +54,7 @@ def table() -> Iterator[tuple[Any, Any, str]]:
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     arn = ddb.describe_table(TableName="items")["Table"]["LatestStreamArn"]
-    yield ddb, session.client("dynamodbstreams", endpoint_url=server.endpoint), arn
-    server.stop()
+    return ddb, server.session.client("dynamodbstreams", endpoint_url=server.endpoint), arn
 
 
 def put(ddb: Any, sk: str, n: int = 0) -> None:
@@ -118,52 +138,35 @@ def test_a_handler_error_bisects_and_a_poison_record_is_dropped_after_the_retry_
     assert calls < 12  # bisect found the poison record without retrying the good ones each time
 
 
-def test_a_table_write_wakes_an_idle_poller_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_table_write_wakes_an_idle_poller_at_once(
+    server: Server, table: tuple[Any, Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server calls `on_write` after each DynamoDB write (not reads, not other services); the local stack points
     it at `kick`, so a record does not wait for the next poll. Polls are a minute apart here: only the kick can
     deliver in time."""
     monkeypatch.setattr("cli.local.stream_poller.POLL_SECONDS", 60.0)
+    ddb, streams, arn = table
     writes: list[int] = []
-    poller: StreamPoller | None = None
+    server.on_write.append(lambda: writes.append(1))
+    server.session.client("s3", endpoint_url=server.endpoint).create_bucket(Bucket="not-a-table")
+    assert writes == []  # creating the table, describing it and S3 calls are no table writes
+    seen: list[str] = []
+    delivered = threading.Event()
 
-    def on_write() -> None:
-        writes.append(1)
-        if poller is not None:
-            poller.kick()
+    def handler(event: Event) -> Any:
+        seen.extend(sks(event))
+        delivered.set()
+        return {"batchItemFailures": []}
 
-    server = MotoServer(0, on_write=on_write)
-    server.start()
+    poller = StreamPoller(streams, arn, handler)
+    server.on_write.append(poller.kick)
+    poller.start()
     try:
-        session = boto3.Session(
-            aws_access_key_id="local-test-key", aws_secret_access_key="local-test-secret", region_name="us-east-1"
-        )
-        ddb = session.client("dynamodb", endpoint_url=server.endpoint)
-        ddb.create_table(
-            TableName="items",
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
-        session.client("s3", endpoint_url=server.endpoint).create_bucket(Bucket="not-a-table")
-        arn = ddb.describe_table(TableName="items")["Table"]["LatestStreamArn"]
-        assert writes == []  # creating a table, describing it and S3 calls are no table writes
-        seen: list[str] = []
-        delivered = threading.Event()
-
-        def handler(event: Event) -> Any:
-            seen.extend(sks(event))
-            delivered.set()
-            return {"batchItemFailures": []}
-
-        poller = StreamPoller(session.client("dynamodbstreams", endpoint_url=server.endpoint), arn, handler)
-        poller.start()
         wait_until(poller.idle, "the poller to find nothing and sleep", timeout=10)
         put(ddb, "chunk#00000")
         ddb.get_item(TableName="items", Key={"pk": {"S": "video#v"}, "sk": {"S": "chunk#00000"}})
         assert writes == [1]
         assert delivered.wait(10), "the record waited for the next poll"
         assert seen == ["chunk#00000"]
-        poller.stop()
     finally:
-        server.stop()
+        poller.stop()
