@@ -27,9 +27,9 @@ from cli.local.job_logs import JobLog
 from cli.local.ledger import FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, JobRecord, Ledger
 from cli.local.paths import LocalPaths
 
-# Jobs come from the router in this process, which kicks discovery at once; the poll finds the others (`submit
-# s3://` submits its split job from the CLI) and checks for TerminateJob calls.
-POLL_SECONDS = 1.0
+# The stack's server kicks discovery after each SubmitJob and TerminateJob, whoever sent it (the router, or `submit
+# s3://` and `cancel` from other processes); the poll is only a safety net. Each poll is three Batch requests.
+POLL_SECONDS = 5.0
 # What AWS Batch reports when a container exits non-zero; the exit code is in attempts[].container.exitCode.
 EXITED_REASON = "Essential container in task exited"
 # A job the stack was running when it stopped: on AWS, the host went away under it.
@@ -174,7 +174,7 @@ class JobExecutor:
                 thread.join(timeout=30)
 
     def kick(self) -> None:
-        """Look for new jobs now (the router just ran and may have submitted some)."""
+        """Look for new jobs and TerminateJob calls now (the server just took a SubmitJob or TerminateJob)."""
         self._kicked.set()
 
     def busy(self) -> bool:

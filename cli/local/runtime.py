@@ -32,7 +32,7 @@ from cli.local.job_logs import restore_logs
 from cli.local.lambda_context import LambdaContext
 from cli.local.ledger import JobRecord, Ledger
 from cli.local.paths import LocalPaths
-from cli.local.server import MotoServer
+from cli.local.server import MotoServer, Notices
 from cli.local.snapshot import Snapshot
 from cli.local.stream_poller import StreamPoller
 from detector.litert_ssd import CPUS_ENV
@@ -125,7 +125,7 @@ class LocalStack:
     def start(self) -> None:
         self._lock.acquire()
         try:
-            self._server = MotoServer(self.settings.port, on_write=self._table_written)
+            self._server = MotoServer(self.settings.port, Notices(self._table_written, self._jobs_changed))
             self._host = JobHost(WARM_IMPORTS, self.paths.work)  # its imports run on another core meanwhile
             self._host.start()
             if self.settings.pipeline is not None:
@@ -180,6 +180,10 @@ class LocalStack:
         if self.poller is not None:
             self.poller.kick()
 
+    def _jobs_changed(self) -> None:
+        if self.executor is not None:
+            self.executor.kick()
+
     def session_client(self, service: str) -> Any:
         """A boto3 client of this stack's server (credentials and region of the local stack)."""
         with self._session_lock:
@@ -190,10 +194,7 @@ class LocalStack:
         from router.handler import lambda_handler
 
         with self._router_lock:
-            response = lambda_handler(event, LambdaContext())
-        if self.executor is not None:
-            self.executor.kick()
-        return response
+            return lambda_handler(event, LambdaContext())
 
     def _job_changed(self, record: JobRecord) -> None:
         """EventBridge delivery of a Batch job state change; retried like EventBridge does on a handler error."""

@@ -13,6 +13,7 @@ import socket
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -28,27 +29,40 @@ DYNAMODB_WRITES = frozenset(
     {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "ExecuteStatement",
      "BatchExecuteStatement", "ExecuteTransaction"}
 )  # fmt: skip
+# Batch calls (REST paths) that change what the local executor must run or kill.
+BATCH_JOB_CHANGES = frozenset({"/v1/submitjob", "/v1/terminatejob"})
 
 
-class _WriteNotifier:
-    """WSGI middleware: after moto has handled a DynamoDB write (its stream record exists), call `on_write`."""
+@dataclass(frozen=True)
+class Notices:
+    """What the server calls after moto has handled a request that changes something a poller of the stack waits
+    for: a DynamoDB write (its stream record exists), a job submitted or terminated."""
 
-    def __init__(self, app: Any, on_write: Callable[[], None]) -> None:
-        self._app, self._on_write = app, on_write
+    table_written: Callable[[], None] = lambda: None
+    jobs_changed: Callable[[], None] = lambda: None
+
+
+class _Notifier:
+    """WSGI middleware that calls the `Notices`."""
+
+    def __init__(self, app: Any, notices: Notices) -> None:
+        self._app, self._notices = app, notices
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         response = self._app(environ, start_response)
         service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
         if service.startswith("DynamoDB_") and operation in DYNAMODB_WRITES:
-            self._on_write()
+            self._notices.table_written()
+        elif environ.get("PATH_INFO", "").lower() in BATCH_JOB_CHANGES:
+            self._notices.jobs_changed()
         return response
 
 
 class MotoServer:
-    """A moto server bound to 127.0.0.1:`port` (0 picks a free port), reset and configured on start. `on_write` is
-    called after each DynamoDB write: the stream poller reads at once instead of at its next poll."""
+    """A moto server bound to 127.0.0.1:`port` (0 picks a free port), reset and configured on start. Its `notices`
+    wake the stack's stream poller and job executor at once instead of at their next poll."""
 
-    def __init__(self, port: int, on_write: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, port: int, notices: Notices | None = None) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # Bound here, not by werkzeug: on a taken port it prints two lines and calls sys.exit.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -65,7 +79,7 @@ class MotoServer:
             self._server: BaseWSGIServer = make_server(
                 HOST,
                 port,
-                _WriteNotifier(DomainDispatcherApplication(create_backend_app), on_write),
+                _Notifier(DomainDispatcherApplication(create_backend_app), notices or Notices()),
                 threaded=True,
                 request_handler=MotoRequestHandler,
                 fd=listener.fileno(),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from cli.local.executor import ComputeQueue, JobEnvironment, JobExecutor
 from cli.local.job_host import JobHost
 from cli.local.ledger import JobRecord, Ledger
 from cli.local.paths import LocalPaths
-from cli.local.server import MotoServer
+from cli.local.server import MotoServer, Notices
 
 # What the job host imports before it forks (a fresh `python -c` does not); it fixes the host's temp directory, which
 # a job must not inherit.
@@ -82,7 +82,14 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
     (tmp_path / "mods" / "script_job.py").write_text(JOB_SCRIPT)
     (tmp_path / "mods" / f"{WARM}.py").write_text("import tempfile\n\ntempfile.gettempdir()\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "mods"))
-    server = MotoServer(0)
+    monkeypatch.setattr("cli.local.executor.POLL_SECONDS", 60.0)  # jobs and TerminateJob calls come by the kick
+    kicks: list[Callable[[], None]] = []
+
+    def jobs_changed() -> None:
+        for kick in kicks:
+            kick()
+
+    server = MotoServer(0, Notices(jobs_changed=jobs_changed))
     server.start()
     session = boto3.Session(
         aws_access_key_id="local-test-key", aws_secret_access_key="local-test-secret", region_name="us-east-1"
@@ -118,6 +125,7 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
         on_interrupted=lambda r: None,
         host=host,
     )
+    kicks.append(executor.kick)
     executor.start()
     yield Harness(batch, logs, executor, events, request.param, paths)
     executor.stop()

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from local_env import wait_until
 
-from cli.local.server import MotoServer
+from cli.local.server import MotoServer, Notices
 from cli.local.stream_poller import MappingSettings, StreamPoller
 
 Event = dict[str, Any]
@@ -22,7 +22,7 @@ Event = dict[str, Any]
 class Server:
     session: Any
     endpoint: str
-    on_write: list[Callable[[], None]]  # what the server calls after each DynamoDB write
+    on_write: list[Callable[[], None]]  # what the server calls after each DynamoDB write (its table notice)
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def server() -> Iterator[Server]:
         for hook in hooks:
             hook()
 
-    moto = MotoServer(0, on_write=on_write)
+    moto = MotoServer(0, Notices(table_written=on_write))
     moto.start()
     session = boto3.Session(
         aws_access_key_id="local-test-key", aws_secret_access_key="local-test-secret", region_name="us-east-1"
@@ -141,8 +141,8 @@ def test_a_handler_error_bisects_and_a_poison_record_is_dropped_after_the_retry_
 def test_a_table_write_wakes_an_idle_poller_at_once(
     server: Server, table: tuple[Any, Any, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The server calls `on_write` after each DynamoDB write (not reads, not other services); the local stack points
-    it at `kick`, so a record does not wait for the next poll. Polls are a minute apart here: only the kick can
+    """The server calls its table notice after each DynamoDB write (not reads, not other services); the local stack
+    points it at `kick`, so a record does not wait for the next poll. Polls are a minute apart here: only the kick can
     deliver in time."""
     monkeypatch.setattr("cli.local.stream_poller.POLL_SECONDS", 60.0)
     ddb, streams, arn = table
