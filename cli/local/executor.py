@@ -1,10 +1,10 @@
 """The local job executor: runs each job the router submitted to (moto's) Batch as a subprocess.
 
-moto records submitted jobs and marks them SUCCEEDED at once without running anything; the executor finds them by
-polling `list_jobs` on the stack's queues, runs the job definition's command with its `Ref::` parameters filled in
-and the environment a Batch container gets, sends the output to CloudWatch Logs and hands the router the Batch job
-state change events AWS would send. A `python -m` command is forked from the stack's warm job host
-(`job_host.py`) when it has one; any other command is exec'd.
+moto records submitted jobs and marks them SUCCEEDED at once without running anything; the executor finds them with
+`list_jobs` on the stack's queues when the server says a job was submitted (and every few seconds), runs the job
+definition's command with its `Ref::` parameters filled in and the environment a Batch container gets, sends the
+output to CloudWatch Logs and hands the router the Batch job state change events AWS would send. A `python -m`
+command is forked from the stack's warm job host (`job_host.py`) when it has one; any other command is exec'd.
 """
 
 from __future__ import annotations
