@@ -31,8 +31,8 @@ test: lint unit
 
 bench: $(STAMP)
 	$(BIN)/derby-batch bench
-	$(BIN)/python -m batch_jobs.bench
-	$(BIN)/python -m cli.local.bench
+	$(BIN)/python -m devtools.router_bench
+	$(BIN)/python -m devtools.local_bench
 
 clean:
 	rm -rf $(VENV) derby-output .pytest_cache .mypy_cache .ruff_cache

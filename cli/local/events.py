@@ -1,6 +1,7 @@
-"""The EventBridge "Batch Job State Change" events AWS sends for a job, built from the executor's ledger record.
+"""The EventBridge "Batch Job State Change" events AWS sends for a job: the one place that builds their shape.
 
-The router consumes these on AWS through an EventBridge rule; locally the executor hands them to the same handler.
+The router consumes these on AWS through an EventBridge rule; locally the executor hands them to the same handler,
+built from its ledger record; the tests and the simulation build them from a job as DescribeJobs returns it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,30 @@ from cli.local.ledger import FINISHED, JobRecord
 
 def iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def record_of(job: dict[str, Any], status: str, reason: str = "", exit_code: int | None = None) -> JobRecord:
+    """A job as DescribeJobs returns it, ended (or moved) to `status`: what its state-change event reports."""
+    container = job.get("container") or {}
+    definition_arn = str(job.get("jobDefinition", ""))
+    history = [{"container": {"exitCode": exit_code, "logStreamName": container.get("logStreamName", "")}}]
+    return JobRecord(
+        job_id=job["jobId"],
+        job_name=job["jobName"],
+        job_arn=job.get("jobArn", ""),
+        job_queue=job.get("jobQueue", ""),
+        job_definition=definition_arn.rsplit("/", 1)[-1].split(":", 1)[0],
+        job_definition_arn=definition_arn,
+        command=list(container.get("command") or []),
+        environment={e["name"]: e["value"] for e in container.get("environment") or []},
+        parameters=dict(job.get("parameters") or {}),
+        created_at=int(job.get("createdAt", 0)),
+        status=status,
+        stopped_at=int(time.time() * 1000) if status in FINISHED else None,
+        exit_code=exit_code,
+        status_reason=reason,
+        history=history if status in FINISHED else [],
+    )
 
 
 def job_state_change(record: JobRecord, account: str, region: str) -> dict[str, Any]:

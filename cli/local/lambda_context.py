@@ -1,4 +1,5 @@
-"""The context object Lambda passes the router, for the in-process invocations of the local stack."""
+"""The context object Lambda passes the router, and the crash of an invocation: the router's Lambda as the local
+stack, the tests and the simulation run it in-process."""
 
 from __future__ import annotations
 
@@ -22,3 +23,9 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+class InvocationCrash(BaseException):
+    """The invocation died (timeout, out of memory, a killed sandbox): raised from anywhere inside the handler, e.g. a
+    botocore hook. Not an `Exception`, so Powertools cannot catch it per record: the whole batch fails, and the stream
+    delivers it again, as Lambda retries a crashed invocation."""

@@ -1,4 +1,5 @@
-"""What Lambda's DynamoDB event source mapping does, for the local stack: read the table's stream, call the router.
+"""What Lambda's DynamoDB event source mapping does: read the table's stream, call the router. The one delivery path
+of this project: the local stack runs it on a thread, the tests and the simulation call `read` and `deliver` in step.
 
 Same contract as the deployed mapping: only chunk items (`sk` begins with `chunk#`, the mapping's filter), batches in
 the Lambda event shape (the records as DynamoDB Streams returns them plus `eventSourceARN`), in order per shard;
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batch_jobs.schema import CHUNK_PREFIX
+from cli.local.lambda_context import InvocationCrash
 
 Handler = Callable[[dict[str, Any]], Any]
 # Between polls that found nothing. The local stack's server kicks the poller after every table write, so this
@@ -78,10 +80,12 @@ class StreamPoller:
         handler: Handler,
         settings: MappingSettings | None = None,
         on_records: Callable[[], None] | None = None,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         self._streams, self._arn, self._handler = streams, stream_arn, handler
         self.settings = settings or MappingSettings()
         self._on_records = on_records
+        self._report = report or (lambda line: print(line, file=sys.stderr))
         self._shards: dict[str, ShardState] = {}
         self._shards_at = -SHARDS_SECONDS
         self._stop = threading.Event()
@@ -106,6 +110,24 @@ class StreamPoller:
     def idle(self) -> bool:
         """True once a full poll found nothing left to deliver."""
         return self._idle.is_set()
+
+    def read(self) -> list[dict[str, Any]]:
+        """Synchronous mode: every new record of every shard that passes the filter, as Lambda would deliver it."""
+        self._discover_shards()
+        records: list[dict[str, Any]] = []
+        for state in self._shards.values():
+            while self._read(state):
+                records += state.pending
+                state.pending = []
+        return records
+
+    def deliver(self, records: list[dict[str, Any]]) -> None:
+        """Synchronous mode: the mapping's contract on these records (batches in order, partial failures, bisect,
+        retries with backoff, drops), until each is delivered or dropped."""
+        state = ShardState(None, self.settings.batch_size, list(records))
+        while state.pending:
+            if not self._deliver(state):
+                time.sleep(max(0.0, state.not_before - time.monotonic()))
 
     def poll_once(self) -> int:
         """One pass over every shard: read new records, deliver what passes the filter. Returns records read."""
@@ -162,10 +184,7 @@ class StreamPoller:
             head = state.pending.pop(0)
             self.dropped.append(head)
             state.failures, state.limit = 0, self.settings.batch_size
-            print(
-                f"stream poller: dropped record {sequence(head)} after {self.settings.max_retries} retries",
-                file=sys.stderr,
-            )
+            self._report(f"stream poller: dropped record {sequence(head)} after {self.settings.max_retries} retries")
             return True
         state.not_before = time.monotonic() + min(5.0, self.settings.backoff_seconds * 2**state.failures)
         return False
@@ -174,8 +193,8 @@ class StreamPoller:
         """Call the handler; None when every record succeeded, else the index of the first record to re-deliver."""
         try:
             response = self._handler({"Records": batch})
-        except Exception as exc:
-            print(f"stream poller: handler failed on {len(batch)} records: {exc}", file=sys.stderr)
+        except (Exception, InvocationCrash) as exc:
+            self._report(f"stream poller: handler failed on {len(batch)} records: {exc!r}")
             return 0
         failures = response.get("batchItemFailures") if isinstance(response, dict) else None
         if not failures:
@@ -193,7 +212,7 @@ class StreamPoller:
                 read, failed = self.poll_once(), False
             except Exception as exc:  # the server going away under us, or a transient error: poll again
                 if not self._stop.is_set():
-                    print(f"stream poller: {exc}", file=sys.stderr)
+                    self._report(f"stream poller: {exc}")
                 read, failed = 0, True
             if not read and not failed and not any(s.pending for s in self._shards.values()):
                 self._idle.set()

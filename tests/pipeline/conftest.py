@@ -18,9 +18,9 @@ from pipeline_clips import make_clip
 from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import default_config
 from batch_jobs.pipeline import parse_pipeline
+from devtools.drive import World
 from router import handler
 from router.core import Router
-from router.drive import World
 
 REGION = "us-east-1"
 TEST_PIPELINE = parse_pipeline(

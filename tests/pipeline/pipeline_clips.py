@@ -6,7 +6,7 @@ from pathlib import Path
 
 import av
 
-from batch_jobs.sample_clip import make_clip
+from devtools.sample_clip import make_clip
 
 __all__ = ["decoded_times", "make_clip"]
 

@@ -18,7 +18,7 @@ from batch_jobs.errors import PipelineError
 from batch_jobs.store import serialize
 from batch_jobs.submit import Submitted, submit_file
 from cli import pipeline_cmd
-from router.drive import World
+from devtools.drive import World
 
 
 def _submit(world: World, clip: Path, tmp_path: Path) -> Submitted:

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_prints_calls_speed_and_conserved_frames() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "batch_jobs.bench", "--seconds", "12", "--rounds", "1"],
+        [sys.executable, "-m", "devtools.router_bench", "--seconds", "12", "--rounds", "1"],
         cwd=ROOT,
         capture_output=True,
         text=True,

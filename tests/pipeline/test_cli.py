@@ -22,7 +22,7 @@ from batch_jobs.config import parameter_name
 from batch_jobs.errors import PipelineError
 from batch_jobs.store import Conflict
 from cli import pipeline_cmd
-from router.drive import World
+from devtools.drive import World
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from batch_jobs.config import StackConfig, default_config, load_config, paramete
 from batch_jobs.errors import PipelineError
 from batch_jobs.layout import parse_s3_uri
 from batch_jobs.pipeline import load_pipeline, parse_pipeline, step_index
-from router.drive import World
+from devtools.drive import World
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import default_config
 from batch_jobs.merge import SourceVideo, merge_documents
 from batch_jobs.submit import submit_file
+from devtools.drive import World
 from router import handler
 from router.core import Router
-from router.drive import World
 
 pytestmark = pytest.mark.slow
 

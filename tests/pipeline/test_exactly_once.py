@@ -11,8 +11,9 @@ from pipeline_clips import make_clip
 
 from batch_jobs import schema
 from batch_jobs.submit import Submitted, submit_file
+from cli.local.lambda_context import InvocationCrash
+from devtools.drive import World
 from router import handler
-from router.drive import RouterCrash, World
 
 
 def _jobs_per_chunk_step(world: World, video_id: str) -> Counter[tuple[int, str, int]]:
@@ -63,7 +64,7 @@ class CrashAfter:
         self.calls += 1
         if self.calls == self.n and not self.crashed:
             self.crashed = True
-            raise RouterCrash(f"crash after AWS call {self.n}")
+            raise InvocationCrash(f"crash after AWS call {self.n}")
 
 
 def _hook_router(hook: Callable[..., None]) -> Callable[[], None]:

@@ -10,7 +10,7 @@ from batch_jobs import control, schema
 from batch_jobs.batch import BatchClient
 from batch_jobs.store import Conflict
 from batch_jobs.submit import Submitted, submit_file
-from router.drive import World, batch_event, count_calls
+from devtools.drive import World, batch_event, count_calls
 
 
 def _submit(world: World, clip: Path, tmp_path: Path) -> Submitted:

@@ -13,9 +13,9 @@ from batch_jobs.config import parameter_name
 from batch_jobs.job import Job, JobArgs, JobEnv, gpu_visible
 from batch_jobs.pipeline import Step
 from batch_jobs.submit import submit_file
+from devtools.drive import World
 from router import handler
 from router.core import Router
-from router.drive import World
 
 
 def test_gpu_step_without_gpu_fails_at_once(world: World, clip: Path, tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from botocore.exceptions import ClientError
 
 from batch_jobs import schema
 from batch_jobs.submit import submit_file
+from cli.local.stream_poller import lambda_record
+from devtools.drive import World, count_calls, lambda_event
 from router import handler
-from router.drive import World, count_calls, lambda_event
 
 
 def _count_calls() -> Counter[str]:
@@ -44,9 +45,16 @@ def test_irrelevant_records_cost_no_aws_call(world: World, clip: Path, tmp_path:
 
 
 def _all_records(world: World) -> list[dict[str, Any]]:
-    """Every record of the stream from its start, read again with fresh iterators."""
-    fresh = World(world.session, world.config, world.stream_arn)
-    return fresh.read_stream()
+    """Every record of the stream from its start, video items too (the mapping's filter would drop them; the handler
+    must ignore them anyway), in Lambda's record shape."""
+    streams = world.session.client("dynamodbstreams")
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=world.stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=world.stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records += [lambda_record(r, world.stream_arn) for r in streams.get_records(ShardIterator=iterator)["Records"]]
+    return records
 
 
 def _kind(record: dict[str, Any]) -> str:
@@ -72,7 +80,7 @@ def test_one_failing_record_is_reported_and_the_others_go_on(
 
     client = handler.get_router().store.client
     client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", throttle_one_chunk)
-    response = handler.lambda_handler(lambda_event(records, world.stream_arn), None)
+    response = handler.lambda_handler(lambda_event(records), None)
     client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", throttle_one_chunk)
     assert response == {"batchItemFailures": [{"itemIdentifier": records[failing]["dynamodb"]["SequenceNumber"]}]}
     # Every other chunk was claimed in this same invocation, before and after the failing record.
@@ -81,7 +89,7 @@ def test_one_failing_record_is_reported_and_the_others_go_on(
     assert sorted(_chunk_of(r) for r in world.read_stream()) == [i for i in range(4) if i != failing]
     # Lambda retries from the lowest failed sequence number, so the records after it come again: they change
     # nothing (their claims conflict and write no record); only the failed chunk is claimed now.
-    handler.lambda_handler(lambda_event(records[failing:], world.stream_arn), None)
+    handler.lambda_handler(lambda_event(records[failing:]), None)
     assert [len(c.steps) for c in world.store.chunks(submitted.video_id)] == [2] * 4
     assert [_chunk_of(r) for r in world.read_stream()] == [failing]
 

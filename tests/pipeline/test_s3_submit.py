@@ -13,7 +13,7 @@ from batch_jobs import control, schema
 from batch_jobs.batch import STACK_TAG, BatchClient
 from batch_jobs.submit import submit_s3
 from cli import pipeline_cmd
-from router.drive import World, batch_event
+from devtools.drive import World, batch_event
 
 
 def test_s3_video_is_split_by_a_job_and_walks_to_the_end(world: World, clip: Path) -> None:

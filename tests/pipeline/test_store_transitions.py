@@ -8,7 +8,7 @@ from typing import Any
 from batch_jobs import schema
 from batch_jobs.schema import ChunkItem, ResultRef, StepRecord
 from batch_jobs.store import Conflict, Store
-from router.drive import World
+from devtools.drive import World
 
 JOB = "job-1"
 

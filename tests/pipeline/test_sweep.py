@@ -13,8 +13,8 @@ from batch_jobs import control, schema
 from batch_jobs.batch import BatchClient
 from batch_jobs.store import deserialize
 from batch_jobs.submit import submit_file, submit_s3
+from devtools.drive import World
 from router import handler
-from router.drive import World
 from router.sweep import sweep
 
 

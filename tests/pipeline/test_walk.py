@@ -8,8 +8,8 @@ from pathlib import Path
 
 from batch_jobs import schema
 from batch_jobs.submit import submit_file
+from devtools.drive import World, count_calls
 from router import handler
-from router.drive import World, count_calls
 
 
 def test_every_chunk_walks_to_the_end(world: World, clip: Path, tmp_path: Path) -> None:

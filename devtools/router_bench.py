@@ -1,4 +1,4 @@
-"""`python -m batch_jobs.bench`: what a chunk-step costs in AWS calls, and how fast the split is.
+"""`python -m devtools.router_bench`: what a chunk-step costs in AWS calls, and how fast the split is.
 
 1. AWS calls per chunk-step (the goal, <= 5, counts the router's calls only): a video walks the probe pipeline on
    a moto server over HTTP; botocore hooks count every call the router makes and every call the jobs make.
@@ -6,7 +6,7 @@
    each (goal: >= 0.8x ffmpeg's speed). Frames are counted the same way (demuxed packets, no decode) in the source,
    in our chunks and in ffmpeg's segments: the splitter's own count is not the reference.
 
-It drives the real router in-process (`router.drive`), so unlike the rest of `batch_jobs` it imports `router`.
+It drives the real router in-process (`devtools.drive`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import boto3
 from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import default_config
 from batch_jobs.pipeline import parse_pipeline
-from batch_jobs.sample_clip import make_clip
 from batch_jobs.split import split_video
 from batch_jobs.submit import submit_file
+from devtools.sample_clip import make_clip
 
 PROBE_PIPELINE = [
     {"name": "timesplit", "action": "split"},
@@ -42,9 +42,9 @@ PROBE_PIPELINE = [
 def calls_per_chunk_step(clip: Path, chunk_seconds: float) -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
 
+    from devtools.drive import CachedSession, World, count_calls
     from router import handler
     from router.core import Router
-    from router.drive import CachedSession, World, count_calls
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -149,7 +149,7 @@ def split_speed(clip: Path, chunk_seconds: float, rounds: int) -> dict[str, Any]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m batch_jobs.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.router_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="length of the split benchmark clip")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")

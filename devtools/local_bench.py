@@ -1,4 +1,4 @@
-"""`python -m cli.local.bench`: wall time of the local stack on the sample against `derby-batch detect` on the same
+"""`python -m devtools.local_bench`: wall time of the local stack on the sample against `derby-batch detect` on the same
 clip with the same detectors (goal: local stack <= 1.2x).
 
 Both sides pay what a user pays once a first run has cached the person model's conversion, each in a fresh process:
@@ -92,7 +92,7 @@ def time_local(clip: Path, settings: LocalSettings, chunk_seconds: float) -> Loc
 def time_local_process(clip: Path, data: Path, chunk_seconds: float, workers: int, gpus: int) -> LocalRun:
     """`time_local` in a fresh interpreter, as `submit --wait` runs: timed from the process's start until it says
     the video is done."""
-    argv = [sys.executable, "-m", "cli.local.bench", "--run-local", str(clip), str(data)]
+    argv = [sys.executable, "-m", "devtools.local_bench", "--run-local", str(clip), str(data)]
     argv += ["--chunk-seconds", str(chunk_seconds), "--workers", str(workers), "--gpus", str(gpus)]
     started = time.monotonic()
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as child:
