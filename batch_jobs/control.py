@@ -34,15 +34,28 @@ def _selected(store: Store, video_id: str, chunk: int | None) -> list[ChunkItem]
 
 
 def settle(store: Store, video: VideoItem) -> None:
-    """Once every chunk of a running video has finished, the video is `done`, or `failed` with counts."""
+    """Once every chunk of a video has finished, it is `done`, or `failed` with the counts and the first failed
+    chunk's reason. A failed video whose retried chunks then finish is settled again: a crash between `retry`'s two
+    writes, or a retry landing between the router's count and this, still ends in the state the chunks are in."""
     finished = len(video.chunks_done | video.chunks_failed)
-    if video.state != schema.RUNNING or finished < video.chunk_count:
+    if video.state not in (schema.RUNNING, schema.FAILED) or finished < video.chunk_count:
         return
-    failed = len(video.chunks_failed)
-    if failed:
-        store.set_video_state(video.video_id, schema.FAILED, f"{failed} of {video.chunk_count} chunks failed")
-    else:
-        store.set_video_state(video.video_id, schema.DONE)
+    state, error = (schema.FAILED, _failure(store, video)) if video.chunks_failed else (schema.DONE, None)
+    if (state, error) != (video.state, video.error):
+        store.settle_video(video, state, error)
+
+
+def _failure(store: Store, video: VideoItem) -> str:
+    """`K of N chunks failed; chunk I <step>: <reason>`: the reason a user acts on, not only a count."""
+    counts = f"{len(video.chunks_failed)} of {video.chunk_count} chunks failed"
+    index = min(video.chunks_failed)
+    try:
+        chunk = store.get_chunk(video.video_id, index)
+    except PipelineError:  # a malformed or missing item: the count is all there is to say
+        return counts
+    reason = chunk.error or next((s.error for s in reversed(chunk.steps) if s.error), None)
+    where = f"chunk {index}" if chunk.error else f"chunk {index} {chunk.last.step}"
+    return f"{counts}; {where}: {reason}" if reason else counts
 
 
 def retry(store: Store, video_id: str, chunk: int | None = None) -> Changed:

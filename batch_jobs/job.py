@@ -110,7 +110,7 @@ class Job:
             result, metrics = self._work(config, ChunkItem.from_item(started), pos)
         except Exception as exc:
             reason = one_line(exc)
-            store.mark_failed(a.video_id, a.chunk, pos, reason, job_id=self.env.job_id)
+            store.mark_failed(a.video_id, a.chunk, pos, reason, self.env.job_id)
             print(f"failed: {reason}", file=sys.stderr)
             return EXIT_FAILED
         if isinstance(store.mark_done(a.video_id, a.chunk, pos, self.env.job_id, result, metrics), Conflict):
@@ -176,7 +176,7 @@ class Job:
                 "end_frame": chunk.end_frame,
             },
         }
-        key = layout.result_key(chunk.video_id, step.name, chunk.index)
+        key = layout.result_key(chunk.video_id, step.name, chunk.index, self.args.attempt)
         body = json.dumps(document, separators=(",", ":")).encode()
         self.s3.put_object(Bucket=config.bucket, Key=key, Body=body, ContentType="application/json")
         return ResultRef(config.bucket, key), dict(outcome.metrics)

@@ -9,9 +9,10 @@ def chunk_key(video_id: str, index: int, ext: str) -> str:
     return f"videos/{video_id}/chunks/{index:05d}.{ext.lstrip('.')}"
 
 
-def result_key(video_id: str, step: str, index: int) -> str:
-    """Deterministic: a retried or duplicate job overwrites the same object instead of leaving a second one."""
-    return f"videos/{video_id}/results/{step}/{index:05d}.json"
+def result_key(video_id: str, step: str, index: int, attempt: int) -> str:
+    """One object per attempt: only the attempt's fenced job writes it (a Batch retry of that job rewrites the same
+    object), so a job of an earlier attempt that runs on after a `retry` cannot overwrite the recorded result."""
+    return f"videos/{video_id}/results/{step}/{index:05d}.a{attempt}.json"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

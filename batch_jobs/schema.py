@@ -255,6 +255,7 @@ class VideoItem:
     split_job_id: str | None = None
     started_at: str | None = None  # the split job started
     finished_at: str | None = None  # the video reached a final state
+    progress_at: str | None = None  # a local submit's last batch of chunk items written (the sweep's grace)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> VideoItem:
@@ -287,6 +288,7 @@ class VideoItem:
             split_job_id=_opt_str(item.get("split_job_id"), "split_job_id"),
             started_at=_opt_str(item.get("started_at"), "started_at"),
             finished_at=_opt_str(item.get("finished_at"), "finished_at"),
+            progress_at=_opt_str(item.get("progress_at"), "progress_at"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -312,7 +314,7 @@ class VideoItem:
             item["error"] = self.error
         if self.split_attempt != 1:
             item["split_attempt"] = self.split_attempt
-        for name in ("claimed_at", "split_job_id", "started_at", "finished_at"):
+        for name in ("claimed_at", "split_job_id", "started_at", "finished_at", "progress_at"):
             if getattr(self, name) is not None:
                 item[name] = getattr(self, name)
         return item

@@ -7,7 +7,7 @@ Items travel as plain Python through boto3's TypeSerializer/TypeDeserializer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,6 +27,7 @@ _RESERVED = (
     "duration",
     "source",
 )  # DynamoDB reserved words used as attribute names
+_TRANSACTION_ITEMS = 100  # DynamoDB's limit of actions in one TransactWriteItems
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -165,6 +166,24 @@ class Store:
     def put_video(self, video: VideoItem) -> None:
         self._put_new(video.to_item())
 
+    def put_video_once(self, video: VideoItem) -> bool:
+        """Create the video item unless its id is taken: True if written."""
+        try:
+            self._put_new(video.to_item())
+        except PipelineError:
+            return False
+        return True
+
+    def mark_progress(self, video_id: str) -> bool:
+        """A local submit is still at work (uploading): False once its video is no longer `submitted`."""
+        marked = self._update(
+            schema.video_key(video_id),
+            "SET progress_at = :now",
+            "#state = :sub",
+            {":now": now_iso(), ":sub": schema.SUBMITTED},
+        )
+        return not isinstance(marked, Conflict)
+
     def put_chunk(self, chunk: ChunkItem) -> None:
         self._put_new(chunk.to_item())
 
@@ -233,31 +252,33 @@ class Store:
         )
 
     def mark_failed(
-        self, video_id: str, index: int, pos: int, reason: str, job_id: str, attempt: int | None = None
+        self, video_id: str, index: int, pos: int, reason: str, job_id: str | None, attempt: int | None = None
     ) -> dict[str, Any] | Conflict:
         """Fail an active step if `job_id` is the recorded job; with `attempt`, also if no job id is recorded yet
-        (a Batch event can arrive before the router recorded the id). A stale job cannot fail a newer attempt."""
+        (a Batch event can arrive before the router recorded the id). A stale job cannot fail a newer attempt.
+        With no `job_id` (SubmitJob refused for good), only a `submitted` step of `attempt` without a job fails."""
         p = f"steps[{pos}]"
-        condition = f"{p}.#state IN (:sub, :run) AND ({p}.job_id = :job"
         values: dict[str, Any] = {
             ":failed": schema.FAILED,
             ":now": now_iso(),
             ":reason": reason,
             ":sub": schema.SUBMITTED,
             ":run": schema.RUNNING,
-            ":job": job_id,
         }
-        if attempt is None:
-            condition += ")"
+        update = f"SET {p}.#state = :failed, {p}.finished_at = :now, {p}.#error = :reason"
+        if job_id is None:
+            if attempt is None:
+                raise ValueError("failing a step without a job id needs its attempt")
+            condition = f"{p}.#state = :sub AND attribute_not_exists({p}.job_id) AND {p}.attempt = :a"
+            del values[":run"]
         else:
-            condition += f" OR attribute_not_exists({p}.job_id)) AND {p}.attempt = :a"
+            update += f", {p}.job_id = :job"
+            values[":job"] = job_id
+            condition = f"{p}.#state IN (:sub, :run) AND ({p}.job_id = :job"
+            condition += ")" if attempt is None else f" OR attribute_not_exists({p}.job_id)) AND {p}.attempt = :a"
+        if attempt is not None:
             values[":a"] = attempt
-        return self._update(
-            schema.chunk_key(video_id, index),
-            f"SET {p}.#state = :failed, {p}.finished_at = :now, {p}.#error = :reason, {p}.job_id = :job",
-            condition,
-            values,
-        )
+        return self._update(schema.chunk_key(video_id, index), update, condition, values)
 
     def retry(self, video_id: str, index: int, pos: int, attempt: int) -> dict[str, Any] | Conflict:
         """failed -> submitted with the next attempt; the router sees the claim and submits a new job."""
@@ -311,13 +332,72 @@ class Store:
         return updated.item if isinstance(updated, Conflict) else updated
 
     def reopen_chunk(self, video_id: str, index: int) -> dict[str, Any] | Conflict:
-        """A retried chunk is no longer finished; the video runs again."""
+        """A retried chunk is no longer finished; a failed video runs again (a cancelled one stays cancelled)."""
         return self._update(
             schema.video_key(video_id),
-            "SET #state = :running DELETE chunks_failed :i REMOVE #error",
-            "attribute_exists(pk)",
-            {":running": schema.RUNNING, ":i": {index}},
+            "SET #state = :running DELETE chunks_failed :i REMOVE #error, finished_at",
+            "#state IN (:running, :failed)",
+            {":running": schema.RUNNING, ":failed": schema.FAILED, ":i": {index}},
         )
+
+    def settle_video(self, video: VideoItem, state: str, error: str | None) -> dict[str, Any] | Conflict:
+        """A running (or failed, then retried) video reaches `state`, if its counts are still those it was decided
+        on: a settle that lost a race with a later count or a retry's reopen writes nothing."""
+        values: dict[str, Any] = {
+            ":state": state,
+            ":now": now_iso(),
+            ":running": schema.RUNNING,
+            ":failed": schema.FAILED,
+        }
+        update = "SET #state = :state, finished_at = :now" + (", #error = :error" if error else " REMOVE #error")
+        if error:
+            values[":error"] = error
+        condition = "#state IN (:running, :failed)"
+        for name, members in (("chunks_done", video.chunks_done), ("chunks_failed", video.chunks_failed)):
+            if members:
+                condition += f" AND size({name}) = :n_{name}"
+                values[f":n_{name}"] = len(members)
+            else:
+                condition += f" AND attribute_not_exists({name})"
+        return self._update(schema.video_key(video.video_id), update, condition, values)
+
+    def put_chunks(self, video_id: str, chunks: Sequence[ChunkItem]) -> bool:
+        """Write a local submit's chunk items, up to 99 per transaction, each with a progress mark on its `submitted`
+        video (so the sweep's grace counts from the last progress, and its failing an interrupted submit is
+        conditional on that mark). False, writing nothing more, once the video is no longer `submitted`."""
+        video = serialize(schema.video_key(video_id))
+        for start in range(0, len(chunks), _TRANSACTION_ITEMS - 1):
+            batch = chunks[start : start + _TRANSACTION_ITEMS - 1]
+            writes: list[dict[str, Any]] = [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(chunk.to_item()),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+                for chunk in batch
+            ]
+            writes.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": video,
+                        "UpdateExpression": "SET progress_at = :now",
+                        "ConditionExpression": "#state = :sub",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ExpressionAttributeValues": serialize({":now": now_iso(), ":sub": schema.SUBMITTED}),
+                    }
+                }
+            )
+            try:
+                self.client.transact_write_items(TransactItems=writes)
+            except self.client.exceptions.TransactionCanceledException as exc:
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if reasons and reasons[-1] == "ConditionalCheckFailed":
+                    return False  # the video was failed (an interrupted submit, said the sweep) or cancelled
+                raise PipelineError(f"cannot write chunk items of video {video_id}: {reasons or exc}") from None
+        return True
 
     def start_video(self, video_id: str) -> dict[str, Any] | Conflict:
         """A local submit's video runs once all its chunk items are written (until then it is `submitted`)."""
@@ -399,3 +479,25 @@ class Store:
             values[":error"] = error
         values.update({":sub": schema.SUBMITTED, ":running": schema.RUNNING})
         return self._update(schema.video_key(video_id), update, "#state IN (:sub, :running)", values)
+
+    def fail_interrupted(self, video: VideoItem, reason: str) -> dict[str, Any] | Conflict:
+        """The sweep fails a local submit's video that made no progress since it looked (its `progress_at`): a
+        submit that wrote more chunk items meanwhile is healthy, only slow."""
+        values: dict[str, Any] = {
+            ":failed": schema.FAILED,
+            ":now": now_iso(),
+            ":reason": reason,
+            ":sub": schema.SUBMITTED,
+        }
+        condition = "#state = :sub AND "
+        if video.progress_at is None:
+            condition += "attribute_not_exists(progress_at)"
+        else:
+            condition += "progress_at = :seen"
+            values[":seen"] = video.progress_at
+        return self._update(
+            schema.video_key(video.video_id),
+            "SET #state = :failed, #error = :reason, finished_at = :now",
+            condition,
+            values,
+        )

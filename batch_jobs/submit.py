@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NoReturn
 
 from boto3.s3.transfer import TransferConfig
 
@@ -30,6 +31,8 @@ from batch_jobs.store import Conflict, Store, now_iso
 
 TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20)
 CHUNK_SECONDS_OPTION = "chunk_seconds"  # kept on the video item of an S3 submit, for the split job
+ID_DRAWS = 8
+PROGRESS_SECONDS = 30.0  # how often a long upload marks its video's progress (the sweep's grace is 5 minutes)
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,20 @@ class Submitted:
 
 
 def new_video_id(file_name: str) -> str:
-    """Readable and unique: a slug of the file name plus 6 random hex digits (fits in a Batch job name)."""
+    """Readable: a slug of the file name plus 24 random bits (fits in a Batch job name). Unique because the video
+    item is created conditionally before anything is uploaded (`register_video`), not because of the bits."""
     slug = re.sub(r"[^a-z0-9]+", "-", Path(file_name).stem.lower()).strip("-")[:24] or "video"
     return f"{slug}-{secrets.token_hex(3)}"
+
+
+def register_video(store: Store, name: str, video_for: Callable[[str], VideoItem]) -> VideoItem:
+    """Create the video item under a fresh id, drawing again if the id is taken: two submits of the same file at once
+    never share an id, so neither writes the other's objects or items."""
+    for _ in range(ID_DRAWS):
+        video = video_for(new_video_id(name))
+        if store.put_video_once(video):
+            return video
+    raise PipelineError(f"no free video id for {name!r} after {ID_DRAWS} draws")
 
 
 def upload_chunks(
@@ -126,20 +140,43 @@ def submit_file(
     options: Mapping[str, Any] | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Submitted:
-    """Split, upload and register one local video; `on_bytes` gets upload progress."""
+    """Split, register, upload and write the items of one local video; `on_bytes` gets upload progress.
+
+    The video item comes first (`submitted`, conditional on its id being free), so nothing is uploaded under an id
+    another submit owns; the upload and the items then mark its progress, so the sweep tells a slow submit from an
+    interrupted one. A video the sweep failed meanwhile stops the submit with one line."""
     info, chunks = split_video(path, work_dir, chunk_seconds)
-    video_id = new_video_id(path.name)
-    items = upload_chunks(s3, store, config, video_id, chunks, options or {}, on_bytes, write_items=False)
-    video = _video(
-        video_id, path.name, str(path.resolve()), config, schema.SUBMITTED, info, len(chunks), options or {}, info.size
-    )
-    store.put_video(video)
-    for item in items:
-        store.put_chunk(item)
+    video = register_video(
+        store,
+        path.name,
+        lambda video_id: _video(
+            video_id, path.name, str(path.resolve()), config, schema.SUBMITTED, info, len(chunks), options or {},
+            info.size,
+        ),
+    )  # fmt: skip
+    video_id, marked = video.video_id, time.monotonic()
+
+    def progress(sent: int) -> None:
+        nonlocal marked
+        if on_bytes:
+            on_bytes(sent)
+        if time.monotonic() - marked >= PROGRESS_SECONDS:
+            marked = time.monotonic()
+            if not store.mark_progress(video_id):
+                _stopped(store, video_id)
+
+    items = upload_chunks(s3, store, config, video_id, chunks, options or {}, progress, write_items=False)
+    if not store.put_chunks(video_id, items):
+        _stopped(store, video_id)
     started = store.start_video(video_id)
     if not isinstance(started, Conflict):
         control.settle(store, VideoItem.from_item(started))  # chunks that finished before the video was running
     return Submitted(video_id, path.name, len(chunks), info.frames, info.duration)
+
+
+def _stopped(store: Store, video_id: str) -> NoReturn:
+    video = store.get_video(video_id)
+    raise PipelineError(f"video {video_id} became {video.state} while it was submitted: {video.error or 'no reason'}")
 
 
 def _s3_size(s3: Any, uri: str) -> int:
@@ -173,9 +210,10 @@ def submit_s3(
     fails."""
     size = _s3_size(s3, uri)
     name = PurePosixPath(layout.parse_s3_uri(uri)[1]).name
-    video_id = new_video_id(name)
     video_options = {**(options or {}), CHUNK_SECONDS_OPTION: chunk_seconds}
-    store.put_video(_video(video_id, name, uri, config, schema.SUBMITTED, None, 0, video_options, size))
+    video_id = register_video(
+        store, name, lambda vid: _video(vid, name, uri, config, schema.SUBMITTED, None, 0, video_options, size)
+    ).video_id
     try:
         control.submit_split(store, batch, config, video_id, 1)
     except PipelineError as exc:

@@ -11,15 +11,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from batch_jobs import schema
 from batch_jobs.batch import BatchClient, JobSpec
 from batch_jobs.config import StackConfig, load_config
 from batch_jobs.control import settle
 from batch_jobs.errors import PipelineError
+from batch_jobs.lifecycle import JOB_FINISHED, Next, next_step, outcome, refused_for_good
 from batch_jobs.pipeline import step_index
 from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem
 from batch_jobs.store import Conflict, Store
-from router.events import FINISHED, JobStateChange, failure_reason
+from router.events import JobStateChange, failure_reason
 
 log = logging.getLogger("derby_batch.router")
 
@@ -50,18 +53,22 @@ class Router:
         except MalformedItem as exc:
             self._reject(new, str(exc))
             return
-        last = chunk.last
-        if last.state == schema.SUBMITTED and last.job_id is None:
+        action = next_step(chunk, self.config.pipeline)
+        if action is Next.SUBMIT:
             self.submit(chunk, pos)
-        elif _changed_to(old, pos, last.state):
-            if last.state == schema.DONE and pos + 1 < len(self.config.pipeline):
-                self.store.claim_next(chunk, self.config.pipeline[pos + 1].name)
-            elif last.state == schema.DONE:
-                self.finish_chunk(chunk.video_id, chunk.index, ok=True)
-            elif last.state in schema.FINAL and self._still(chunk, pos):
-                self.finish_chunk(chunk.video_id, chunk.index, ok=False)
+        elif not _changed_to(old, pos, chunk.last.state):
+            return  # a later write to a step this chunk already moved past (its own record acted on it)
+        elif action is Next.CLAIM:
+            self.store.claim_next(chunk, self.config.pipeline[pos + 1].name)
+        elif action is Next.COUNT:
+            ok = outcome(chunk, self.config.pipeline)
+            if ok or (ok is False and self._still(chunk, pos)):
+                self.finish_chunk(chunk.video_id, chunk.index, ok=bool(ok))
 
     def submit(self, chunk: ChunkItem, pos: int) -> None:
+        """Find or submit the job of a claimed step and record its id. A SubmitJob refused for good (a queue or job
+        definition gone, bad parameters) fails the step at once with AWS's reason: a retry would meet the same
+        refusal until the record expires. Throttling and 5xx errors raise, so the stream retries with backoff."""
         step, record = self.config.pipeline[pos], chunk.steps[pos]
         spec = JobSpec(
             stack=self.config.stack,
@@ -72,7 +79,17 @@ class Router:
             step=step.name,
             attempt=record.attempt,
         )
-        job_id = self.batch.find_job(spec) or self.batch.submit(spec)
+        try:
+            job_id = self.batch.find_job(spec) or self.batch.submit(spec)
+        except ClientError as exc:
+            reason = refused_for_good(exc)
+            if reason is None:
+                raise
+            log.error("job %s refused: %s", spec.name, reason)
+            self.store.mark_failed(
+                chunk.video_id, chunk.index, pos, f"cannot submit job {spec.name}: {reason}", None, record.attempt
+            )
+            return
         recorded = self.store.record_job(chunk.video_id, chunk.index, pos, record.attempt, job_id)
         if isinstance(recorded, Conflict) and _job_id_at(recorded.item, pos) not in (None, job_id):
             # Another job owns this attempt (a listing that lagged behind a submit): ours must not linger.
@@ -115,7 +132,7 @@ class Router:
     # -- Batch events -------------------------------------------------------------------------------------------
     def on_job_state_change(self, change: JobStateChange) -> None:
         """A job that ended without recording `done` fails its step (conditional on that job owning the step)."""
-        if change.status not in FINISHED:
+        if change.status not in JOB_FINISHED:
             return
         try:
             pos = step_index(self.config.pipeline, change.step)

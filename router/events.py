@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from batch_jobs.lifecycle import JOB_SUCCEEDED
+
 BATCH_SOURCE = "aws.batch"
 DETAIL_TYPE = "Batch Job State Change"
 SCHEDULED_SOURCE = "aws.events"
 SCHEDULED_DETAIL_TYPE = "Scheduled Event"
-FINISHED = frozenset({"SUCCEEDED", "FAILED"})
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def parse_job_state_change(event: dict[str, Any]) -> JobStateChange | None:
 
 def failure_reason(change: JobStateChange) -> str:
     """The one line recorded on a step whose job ended without recording `done`."""
-    if change.status == "SUCCEEDED":
+    if change.status == JOB_SUCCEEDED:
         return f"job {change.job_id} exited without recording done"
     code = f", exit code {change.exit_code}" if change.exit_code is not None else ""
     return f"job {change.job_id} FAILED: {change.reason or 'no reason given'}{code}"

@@ -24,7 +24,9 @@ from batch_jobs.config import stack_name
 from batch_jobs.schema import is_chunk_item
 from router.core import Router
 from router.events import is_batch_event, is_scheduled_event, parse_job_state_change
-from router.sweep import sweep
+from router.sweep import BUDGET_SECONDS, Budget, sweep
+
+SWEEP_MARGIN_SECONDS = 20.0
 
 _router: Router | None = None
 
@@ -52,6 +54,14 @@ def _record_handler(record: DynamoDBRecord) -> None:
     get_router().on_chunk_change(new, record.dynamodb.old_image or None)
 
 
+def _sweep_budget(context: Any) -> Budget:
+    """The invocation's remaining time, less a margin to report in; the default budget without a Lambda context."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return Budget(BUDGET_SECONDS)
+    return Budget(max(1.0, remaining() / 1000 - SWEEP_MARGIN_SECONDS))
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if is_batch_event(event):
         change = parse_job_state_change(event)
@@ -59,7 +69,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             get_router().on_job_state_change(change)
         return {}
     if is_scheduled_event(event):
-        return asdict(sweep(get_router()))
+        return asdict(sweep(get_router(), budget=_sweep_budget(context)))
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
     return dict(
         process_partial_response(event=event, record_handler=_record_handler, processor=processor, context=context)

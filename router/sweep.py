@@ -1,37 +1,64 @@
 """A periodic repair pass for what the stream cannot redo: records older than the stream's 24 h, lost events.
 
-For each unfinished chunk: a claim without a job is submitted, a `done` step without a next claim is claimed, and a
-step whose job has ended (or vanished) without recording `done` is failed, exactly as its Batch event would. A claim
-younger than `CLAIM_GRACE` is left alone: the router that made it is likely still submitting its job. Then each
-active video gets its finished chunks counted and settles (`sweep_videos.py`).
+For each unfinished chunk, `lifecycle.next_step` says what it waits for, as it does for the router: a claim without a
+job is submitted, a `done` step without a next claim is claimed, and a step whose job has ended (or vanished) without
+recording `done` is failed, exactly as its Batch event would. A claim younger than `CLAIM_GRACE` is left alone: the
+router that made it is likely still submitting its job. Then each active video gets its finished chunks counted and
+settles (`sweep_videos.py`).
+
+Each item is repaired on its own: one that raises is logged and counted, and the pass goes on. The pass stops once
+its time budget is spent (the Lambda's remaining time, less a margin) and says so; the next pass starts over.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_jobs import schema
+from batch_jobs.lifecycle import JOB_FAILED, JOB_FINISHED, Next, next_step
 from batch_jobs.schema import ChunkItem
-from batch_jobs.store import Conflict, deserialize, serialize
+from batch_jobs.store import deserialize, serialize
 from router.core import Router
-from router.events import FINISHED, JobStateChange
+from router.events import JobStateChange
 from router.sweep_videos import repair_videos
+
+log = logging.getLogger("derby_batch.sweep")
 
 # Far longer than a router invocation takes from claim to recorded job (its Lambda timeout is 60 s).
 CLAIM_GRACE = timedelta(minutes=5)
+BUDGET_SECONDS = 240.0  # the deployed router's timeout is 300 s for a scheduled invocation
 
 
-@dataclass(frozen=True)
+@dataclass
+class Budget:
+    """The pass's deadline on the monotonic clock; `spent()` once it has passed."""
+
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    deadline: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = self.clock() + self.seconds
+
+    def spent(self) -> bool:
+        return self.clock() >= self.deadline
+
+
+@dataclass
 class SweepReport:
-    chunks: int
-    submitted: int
-    claimed: int
-    ended: int  # steps whose job ended without `done`: failed as their Batch event would
-    counted: int  # finished chunks whose video had not counted them (their last record was lost)
-    interrupted: int  # videos whose submit stopped before all chunk items or the split job were written: failed
+    chunks: int = 0
+    submitted: int = 0
+    claimed: int = 0
+    ended: int = 0  # steps whose job ended without `done`: failed as their Batch event would
+    counted: int = 0  # finished chunks whose video had not counted them (their last record was lost)
+    interrupted: int = 0  # videos whose submit stopped before all chunk items or the split job were written: failed
+    errors: int = 0  # items whose repair raised (logged); the next pass tries them again
+    complete: bool = True  # False when the budget ran out before every item was seen
 
 
 def _chunks(router: Router) -> Iterator[ChunkItem]:
@@ -54,33 +81,61 @@ def _chunks(router: Router) -> Iterator[ChunkItem]:
         params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def sweep(router: Router, grace: timedelta = CLAIM_GRACE) -> SweepReport:
-    chunks = submitted = claimed = ended = 0
-    claimed_before = datetime.now(UTC) - grace
-    running: dict[str, ChunkItem] = {}
-    pipeline = router.config.pipeline
+def sweep(
+    router: Router, grace: timedelta = CLAIM_GRACE, budget: Budget | None = None, now: datetime | None = None
+) -> SweepReport:
+    """One repair pass; `now` is the wall clock the grace is measured on (the simulation moves it)."""
+    report, budget = SweepReport(), budget or Budget(BUDGET_SECONDS)
+    claimed_before = (now or datetime.now(UTC)) - grace
+    watched: dict[str, ChunkItem] = {}
     for chunk in _chunks(router):
-        chunks += 1
-        pos, last = len(chunk.steps) - 1, chunk.last
-        if last.state == schema.SUBMITTED and last.job_id is None:
-            if last.claimed_at and datetime.fromisoformat(last.claimed_at) > claimed_before:
-                continue
-            router.submit(chunk, pos)
-            submitted += 1
-        elif last.state == schema.DONE and pos + 1 < len(pipeline):
-            claimed += not isinstance(router.store.claim_next(chunk, pipeline[pos + 1].name), Conflict)
-        elif last.state in schema.ACTIVE and last.job_id:
-            running[last.job_id] = chunk
-    jobs = {info.job_id: info for info in router.batch.describe(list(running))}
-    for job_id, chunk in running.items():
+        if budget.spent():
+            report.complete = False
+            return report
+        report.chunks += 1
+        try:
+            _repair_chunk(router, chunk, claimed_before, watched, report)
+        except Exception:
+            log.exception("sweep: chunk %s of video %s", chunk.index, chunk.video_id)
+            report.errors += 1
+    try:
+        _end_lost_jobs(router, watched, report)
+    except Exception:
+        log.exception("sweep: describing %d jobs", len(watched))
+        report.errors += 1
+    repair_videos(router, claimed_before, budget, report)
+    return report
+
+
+def _repair_chunk(
+    router: Router, chunk: ChunkItem, before: datetime, watched: dict[str, ChunkItem], report: SweepReport
+) -> None:
+    pos, last = len(chunk.steps) - 1, chunk.last
+    action = next_step(chunk, router.config.pipeline)
+    if action is Next.SUBMIT:
+        if last.claimed_at and datetime.fromisoformat(last.claimed_at) > before:
+            return
+        router.submit(chunk, pos)
+        report.submitted += 1
+    elif action is Next.CLAIM:
+        claimed = router.store.claim_next(chunk, router.config.pipeline[pos + 1].name)
+        report.claimed += isinstance(claimed, dict)
+    elif action is Next.WATCH and last.job_id:
+        watched[last.job_id] = chunk
+
+
+def _end_lost_jobs(router: Router, watched: dict[str, ChunkItem], report: SweepReport) -> None:
+    """Fail the steps whose job ended, or that Batch no longer knows, as their lost Batch event would."""
+    jobs = {info.job_id: info for info in router.batch.describe(list(watched))}
+    for job_id, chunk in watched.items():
         info = jobs.get(job_id)
-        if info is not None and info.status not in FINISHED:
+        if info is not None and info.status not in JOB_FINISHED:
             continue
         last = chunk.last
         change = JobStateChange(
             job_id=job_id,
             job_name=info.name if info else "",
-            status=info.status if info else "FAILED",
+            status=info.status if info else JOB_FAILED,
             reason=info.reason if info else "job not found in AWS Batch",
             exit_code=None,
             step=last.step,
@@ -88,7 +143,9 @@ def sweep(router: Router, grace: timedelta = CLAIM_GRACE) -> SweepReport:
             chunk=chunk.index,
             attempt=last.attempt,
         )
-        router.on_job_state_change(change)
-        ended += 1
-    videos = repair_videos(router, claimed_before)
-    return SweepReport(chunks, submitted, claimed, ended, videos.counted, videos.interrupted)
+        try:
+            router.on_job_state_change(change)
+            report.ended += 1
+        except Exception:
+            log.exception("sweep: job %s of chunk %s of video %s", job_id, chunk.index, chunk.video_id)
+            report.errors += 1

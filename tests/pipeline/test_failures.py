@@ -66,7 +66,7 @@ def test_a_lost_job_ends_failed_with_reason_and_retry_completes(
     other = world.store.get_chunk(submitted.video_id, 1)
     assert [s.state for s in other.steps] == [schema.DONE] * 3  # the other chunk is unaffected
     video = world.store.get_video(submitted.video_id)
-    assert video.error == "1 of 2 chunks failed"
+    assert video.error and video.error.startswith("1 of 2 chunks failed; chunk 0 probe: ") and reason in video.error
     _retry_completes(world, submitted, 0)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 
 from batch_jobs import control, schema
 from batch_jobs.batch import BatchClient
+from batch_jobs.schema import VideoItem
 from batch_jobs.store import deserialize
 from batch_jobs.submit import submit_file, submit_s3
 from devtools.drive import World
@@ -57,6 +58,7 @@ def test_the_scheduled_event_runs_the_sweep(world: World, clip: Path, tmp_path: 
         "detail": {},
     }
     expected = {"chunks": 2, "submitted": 0, "claimed": 2, "ended": 0, "counted": 0, "interrupted": 0}
+    expected |= {"errors": 0, "complete": True}
     assert handler.lambda_handler(event, None) == expected
     claims = [(c.last.step, c.last.state, c.last.job_id) for c in world.store.chunks(submitted.video_id)]
     assert claims == [("probe", schema.SUBMITTED, None)] * 2
@@ -85,7 +87,8 @@ def test_sweep_settles_a_video_whose_final_records_were_lost(world: World, clip:
     report = sweep(handler.get_router())
     assert (report.counted, report.interrupted) == (2, 0)
     video = world.store.get_video(submitted.video_id)
-    assert (video.state, video.error) == (schema.FAILED, "1 of 2 chunks failed")
+    assert video.state == schema.FAILED and video.error
+    assert video.error.startswith("1 of 2 chunks failed; chunk 1 probe: missing S3 object s3://")
     assert (video.chunks_done, video.chunks_failed) == ({0}, {1})
     assert sweep(handler.get_router()).counted == 0
 
@@ -94,28 +97,65 @@ class Interrupted(BaseException):
     """Ctrl-C (or a lost machine) in the middle of `submit`."""
 
 
-def test_sweep_fails_a_submit_interrupted_between_its_items(world: World, clip: Path, tmp_path: Path) -> None:
-    puts = 0
+def _interrupt_submit(world: World, clip: Path, tmp_path: Path) -> VideoItem:
+    """A submit stopped after its video item, before its chunk items (one transaction per 99 items)."""
 
-    def interrupt_after_two_puts(**_: object) -> None:
-        nonlocal puts
-        puts += 1
-        if puts == 2:  # the video item and chunk 0's item are written, chunk 1's never is
-            raise Interrupted
+    def interrupt(**_: object) -> None:
+        raise Interrupted
 
     dynamodb = world.store.client
-    dynamodb.meta.events.register("after-call.dynamodb.PutItem", interrupt_after_two_puts)
+    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", interrupt)
     with pytest.raises(Interrupted):
         submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
-    dynamodb.meta.events.unregister("after-call.dynamodb.PutItem", interrupt_after_two_puts)
+    dynamodb.meta.events.unregister("before-call.dynamodb.TransactWriteItems", interrupt)
     (video,) = world.store.videos()
-    assert (video.state, video.chunk_count, len(world.store.chunks(video.video_id))) == (schema.SUBMITTED, 2, 1)
-    world.pump()  # chunk 0 walks to the end; the video cannot settle on it
-    assert world.store.get_video(video.video_id).state == schema.SUBMITTED
+    assert (video.state, video.chunk_count, len(world.store.chunks(video.video_id))) == (schema.SUBMITTED, 2, 0)
+    return video
+
+
+def test_sweep_fails_a_submit_interrupted_before_its_items(world: World, clip: Path, tmp_path: Path) -> None:
+    video = _interrupt_submit(world, clip, tmp_path)
     assert sweep(handler.get_router()).interrupted == 0  # a young submit may still be writing its chunk items
-    assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 1
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    assert sweep(handler.get_router(), now=later).interrupted == 1
     video = world.store.get_video(video.video_id)
-    assert (video.state, video.error) == (schema.FAILED, "submit interrupted: 1 of 2 chunk items written")
+    assert video.state == schema.FAILED
+    assert video.error == "submit interrupted: 0 of 2 chunk items written; submit the file again"
+
+
+def test_sweep_never_fails_a_submit_that_progresses_while_it_looks(world: World, clip: Path, tmp_path: Path) -> None:
+    """The sweep reads the video, the slow submit marks progress, then the sweep would fail it: its write is
+    conditional on the progress it read, so it writes nothing."""
+    video = _interrupt_submit(world, clip, tmp_path)
+    router = handler.get_router()
+
+    def submit_progresses(**_: object) -> None:
+        router.store.client.meta.events.unregister("before-call.dynamodb.UpdateItem", submit_progresses)
+        assert world.store.mark_progress(video.video_id)
+
+    router.store.client.meta.events.register("before-call.dynamodb.UpdateItem", submit_progresses)
+    assert sweep(router, grace=timedelta(0)).interrupted == 0
+    assert world.store.get_video(video.video_id).state == schema.SUBMITTED
+    assert sweep(router, now=datetime.now(UTC) + timedelta(minutes=4)).interrupted == 0  # progress, not creation
+    assert sweep(router, now=datetime.now(UTC) + timedelta(minutes=6)).interrupted == 1
+
+
+def test_sweep_starts_a_submit_that_wrote_every_item(world: World, clip: Path, tmp_path: Path) -> None:
+    """Only the last write (`running`) was lost: every chunk is there, so the video runs instead of failing."""
+
+    def interrupt(**_: object) -> None:
+        raise Interrupted
+
+    dynamodb = world.store.client
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", interrupt)
+    with pytest.raises(Interrupted):
+        submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", interrupt)
+    (video,) = world.store.videos()
+    assert video.state == schema.SUBMITTED
+    world.pump()
+    assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 0
+    assert world.store.get_video(video.video_id).state == schema.DONE
 
 
 def test_sweep_fails_an_s3_submit_interrupted_before_its_split_job(world: World, clip: Path) -> None:
