@@ -7,15 +7,20 @@ already gave, is dropped, so each source frame appears at most once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from batch_jobs import schema
 from batch_jobs.actions import people_per_second
 from batch_jobs.errors import PipelineError
 from batch_jobs.pipeline import Pipeline, Step
 from batch_jobs.schema import ChunkItem, VideoItem
+
+if TYPE_CHECKING:
+    from batch_jobs.store import Store
 
 FRAME_ACTIONS = ("detect", "probe")  # actions whose results list frames
 FRAME_SIZE_KEYS = ("width", "height")  # the same in every chunk (stream copy): taken from a chunk's `video` block
@@ -81,6 +86,45 @@ def merge_documents(documents: Sequence[dict[str, Any]], video: SourceVideo) -> 
         "frames": frames,
         "stats": {"frames_analyzed": len(frames), "chunks": len(ordered)},
     }
+
+
+@dataclass(frozen=True)
+class MergedResults:
+    """A video's merged document, what it was made of and what it still lacks."""
+
+    document: dict[str, Any]
+    step: str  # the step whose results were merged (`frames_step`)
+    chunks: int  # chunk results merged
+    missing: tuple[int, ...]  # chunks without a done result of that step (also in the document's `missing_chunks`)
+
+
+def merge_results(s3: Any, store: Store, pipeline: Pipeline, video_id: str) -> MergedResults:
+    """Read the done results of the pipeline's frame step of every chunk from S3 and merge them; chunks without one
+    are listed in the document's `missing_chunks`. Raises PipelineError for an unknown video or no result at all."""
+    video = store.get_video(video_id)
+    step = frames_step(pipeline)
+    pos = [s.name for s in pipeline].index(step.name)
+    documents, missing = [], []
+    chunks = store.chunks(video_id)
+    for chunk in chunks:
+        record = chunk.steps[pos] if len(chunk.steps) > pos else None
+        if record is None or record.state != schema.DONE or record.result is None:
+            missing.append(chunk.index)
+            continue
+        body = s3.get_object(Bucket=record.result.bucket, Key=record.result.key)["Body"].read()
+        documents.append(json.loads(body))
+    merged = merge_documents(documents, SourceVideo.of(video, chunks))
+    if missing:
+        merged["missing_chunks"] = missing
+    return MergedResults(merged, step.name, len(documents), tuple(missing))
+
+
+def write_document(document: dict[str, Any], path: Path) -> None:
+    """Write JSON atomically (a temporary file beside it, then a rename), creating the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(document))
+    tmp.replace(path)
 
 
 def plot_people(merged: dict[str, Any], path: Path) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from batch_jobs import schema
 from batch_jobs.errors import PipelineError
-from batch_jobs.merge import SourceVideo, frames_step, merge_documents
+from batch_jobs.merge import SourceVideo, frames_step, merge_documents, merge_results, write_document
 from batch_jobs.pipeline import load_pipeline, parse_pipeline
-from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
+from batch_jobs.schema import ChunkItem, ResultRef, StepRecord, VideoItem
+from batch_jobs.store import Store
 
 GAME = SourceVideo(video_id="g-1", name="game.mp4", fps=25.0, duration_s=4.0, frames=100)
 
@@ -63,3 +66,55 @@ def test_nothing_to_merge_and_no_frame_step_are_errors() -> None:
     assert frames_step(load_pipeline()).name == "detect"
     with pytest.raises(PipelineError, match="no step that produces frames"):
         frames_step(parse_pipeline([{"name": "timesplit", "action": "split"}, {"name": "s", "action": "summarize"}]))
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+
+class _S3:
+    """get_object over a dict of keys (what merge_results reads of S3)."""
+
+    def __init__(self, objects: dict[str, dict[str, Any]]) -> None:
+        self.objects = objects
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # boto3's parameter names
+        return {"Body": _Body(json.dumps(self.objects[f"{Bucket}/{Key}"]).encode())}
+
+
+class _Store:
+    def __init__(self, video: VideoItem, chunks: list[ChunkItem]) -> None:
+        self.video, self._chunks = video, chunks
+
+    def get_video(self, video_id: str) -> VideoItem:
+        assert video_id == self.video.video_id
+        return self.video
+
+    def chunks(self, video_id: str) -> list[ChunkItem]:
+        return self._chunks
+
+
+def test_merge_results_reads_each_done_result_and_lists_the_missing(tmp_path: Path) -> None:
+    """What `derby-batch results` and the local stack's outputs both call: the done results of the pipeline's frame
+    step, read from S3; a chunk without one is listed, not merged."""
+    pipeline = parse_pipeline([{"name": "timesplit", "action": "split"}, {"name": "probe", "action": "probe"}])
+    video = VideoItem("g-1", "game.mp4", "/v/game.mp4", 4.0, 25.0, 1000, 2, ("timesplit",), "now", schema.RUNNING)
+    split = StepRecord("timesplit", schema.DONE)
+    done = StepRecord("probe", schema.DONE, result=ResultRef("b", "r/0.json"))
+    chunks = [
+        ChunkItem("g-1", 0, "a.mp4", 0.0, 2.0, 0, 50, (split, done)),
+        ChunkItem("g-1", 1, "b.mp4", 2.0, 4.0, 50, 100, (split, StepRecord("probe", schema.RUNNING))),
+    ]
+    s3 = _S3({"b/r/0.json": _doc(0, 0, 50, 0.0, [(0, 0.0), (10, 0.4)])})
+    merged = merge_results(s3, cast(Store, _Store(video, chunks)), pipeline, "g-1")
+    assert (merged.step, merged.chunks, merged.missing) == ("probe", 1, (1,))
+    assert merged.document["missing_chunks"] == [1] and [f["index"] for f in merged.document["frames"]] == [0, 10]
+    assert merged.document["video"] == {"fps": 25.0, "frames": 100, "duration_s": 4.0}
+
+    out = tmp_path / "deep" / "merged.json"
+    write_document(merged.document, out)
+    assert json.loads(out.read_text()) == merged.document and list(out.parent.iterdir()) == [out]
