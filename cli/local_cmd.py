@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import tempfile
@@ -119,7 +118,7 @@ def demo(
     from cli.local.clips import DEMO_SAMPLE, sample_with_keyframes
     from cli.local.outputs import Seen, write_outputs
     from cli.local.runtime import LOCAL_STACK
-    from cli.pipeline_cmd import chunks_table
+    from cli.pipeline_cmd import chunks_table, merged_lines
     from cli.stack import open_stack
 
     started = time.monotonic()
@@ -144,7 +143,9 @@ def demo(
     if video.state != schema.DONE:
         raise LocalStackError(f"the demo video ended {video.state}: {video.error or 'see the table above'}")
     outputs = write_outputs(stack, submitted.video_id, output)
-    seen = Seen.of(json.loads(outputs.results.read_text()))
+    for line in merged_lines(outputs.merged, outputs.results, outputs.plot):
+        out.print(line)
+    seen = Seen.of(outputs.merged.document)
     out.print(
         f"people seen: up to {seen.most_people} at once ({seen.person_boxes} person and {seen.face_boxes} face boxes) "
         f"in {seen.frames} frames; {seen.frames / wall:.1f} fps over {wall:.1f} s wall time"

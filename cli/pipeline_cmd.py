@@ -2,6 +2,9 @@
 
 Each command opens its stack with `cli.stack.open_stack` and calls `batch_jobs`; this module only parses options and
 prints. Errors are `PipelineError`s, which `cli/app.py` prints as one line.
+
+With `--json`, stdout carries exactly one JSON document (on an error, `cli/app.py` prints `{"error": ...}`); every
+line for a human (progress, ids as they are submitted, the outputs written) goes to stderr instead.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from rich.table import Table
 from batch_jobs import control, schema
 from batch_jobs.batch import JobInfo
 from batch_jobs.errors import PipelineError
-from batch_jobs.merge import SourceVideo, frames_step, merge_documents, plot_people
+from batch_jobs.merge import MergedResults, merge_results, plot_people, write_document
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
 from batch_jobs.submit import Submitted, check_source, submit_file, submit_s3
+from cli.app import keep_for_error_json
 from cli.stack import Stack, open_stack
 
 console = Console()
@@ -46,7 +50,12 @@ def _options(every: int | None, fps: float | None) -> dict[str, Any]:
     return {"every": every} if every else {"fps": fps} if fps else {}
 
 
-def _submit_one(stack: Stack, video: Path, chunk_seconds: float, options: dict[str, Any], quiet: bool) -> Submitted:
+def _human(as_json: bool) -> Console:
+    """Where lines for a human go: stdout, or stderr when stdout is the JSON document."""
+    return err_console if as_json else console
+
+
+def _submit_one(stack: Stack, video: Path, chunk_seconds: float, options: dict[str, Any]) -> Submitted:
     with (
         tempfile.TemporaryDirectory(prefix="derby-split-") as tmp,
         Progress(
@@ -55,7 +64,7 @@ def _submit_one(stack: Stack, video: Path, chunk_seconds: float, options: dict[s
             DownloadColumn(),
             TransferSpeedColumn(),
             console=err_console,
-            disable=quiet,
+            disable=not err_console.is_terminal,  # piped, a bar would only leave an empty line behind
             transient=True,
         ) as progress,
     ):
@@ -87,7 +96,9 @@ def submit(
     """Split videos into chunks by stream copy, upload them and start the pipeline; prints each video id.
 
     Every input is checked before anything is uploaded; each id is printed as soon as its video is submitted (on
-    stderr with --json), so a later failure does not hide it. With --wait, exits 1 unless every video ends done."""
+    stderr with --json), so a later failure does not hide it. With --wait, exits 1 unless every video ends done.
+    --json prints one object (a list of them for several videos): id, name, chunks, frames, duration, state, error
+    and, with --wait on the local stack, the outputs written; on a failure, the error and the videos submitted."""
     options = _options(every, fps)
     if chunk_seconds is not None and chunk_seconds <= 0:
         raise PipelineError(f"--chunk-seconds must be positive, got {chunk_seconds}")
@@ -95,26 +106,27 @@ def submit(
     seconds = stack.config.chunk_seconds if chunk_seconds is None else chunk_seconds
     for v in videos:
         check_source(stack.s3, v)
-    done = []
+    human = _human(as_json)
+    done: list[Submitted] = []
     for v in videos:
         s = (
             submit_s3(stack.s3, stack.store, stack.batch, stack.config, v, seconds, options)
             if v.startswith("s3://")
-            else _submit_one(stack, Path(v), seconds, options, as_json)
+            else _submit_one(stack, Path(v), seconds, options)
         )
         done.append(s)
+        keep_for_error_json(submitted=[d.to_json() for d in done])
         detail = f"{s.chunks} chunks, {s.frames} frames, {s.duration:.1f} s" if s.chunks else "split job submitted"
-        (err_console if as_json else console).print(f"{s.video_id}  {s.name}: {detail}", highlight=False)
+        human.print(f"{s.video_id}  {s.name}: {detail}", highlight=False)
+    outputs: dict[str, dict[str, Any]] = {}
     if wait:
-        _wait(stack, [s.video_id for s in done], quiet=as_json)
-        _write_local_outputs(stack, [s.video_id for s in done], quiet=as_json)
+        _wait(stack, [s.video_id for s in done], human)
+        outputs = _write_local_outputs(stack, [s.video_id for s in done], human)
     if not (as_json or wait):
         return
     videos_now = [stack.store.get_video(s.video_id) for s in done]
     if as_json:
-        rows = [
-            {**s.to_json(), "chunks": v.chunk_count, "state": v.state} for s, v in zip(done, videos_now, strict=True)
-        ]
+        rows = [_submitted_row(s, v, outputs.get(s.video_id)) for s, v in zip(done, videos_now, strict=True)]
         print(json.dumps(rows[0] if len(rows) == 1 else rows))
     unfinished = [video for video in videos_now if video.state != schema.DONE]
     if wait and unfinished:
@@ -124,32 +136,48 @@ def submit(
         raise typer.Exit(1)
 
 
-def _wait(stack: Stack, video_ids: list[str], quiet: bool) -> None:
+def _submitted_row(s: Submitted, video: VideoItem, outputs: dict[str, Any] | None) -> dict[str, Any]:
+    row = {**s.to_json(), "chunks": video.chunk_count, "state": video.state, "error": video.error}
+    if outputs is not None:
+        row["outputs"] = outputs
+    return row
+
+
+def _wait(stack: Stack, video_ids: list[str], human: Console) -> None:
     with Live(console=err_console, transient=True, auto_refresh=False) as live:
         while True:
             videos = [stack.store.get_video(v) for v in video_ids]
-            if not quiet:
-                live.update(_videos_table(videos), refresh=True)
+            live.update(_videos_table(videos), refresh=True)
             if all(v.state in schema.FINAL for v in videos):
                 break
             time.sleep(WAIT_SECONDS)
-    if not quiet:
-        console.print(_videos_table(videos))
+    human.print(_videos_table(videos))
 
 
-def _write_local_outputs(stack: Stack, video_ids: list[str], quiet: bool) -> None:
-    """On the local stack, a finished video's outputs land in ./derby-output/<video id>/ (nothing to fetch from S3)."""
+def merged_lines(merged: MergedResults, output: Path, plot: Path | None) -> list[str]:
+    """What `results` says it wrote: the merged document (frames, chunks), and the plot."""
+    lines = [f"{output}: {len(merged.document['frames'])} frames from {merged.chunks} chunks"]
+    return lines + ([f"{plot}: people per second"] if plot else [])
+
+
+def _write_local_outputs(stack: Stack, video_ids: list[str], human: Console) -> dict[str, dict[str, Any]]:
+    """On the local stack, a finished video's outputs land in ./derby-output/<video id>/ (nothing to fetch from S3);
+    their paths by video id, for --json."""
     from cli.local.outputs import write_outputs
     from cli.local.runtime import LOCAL_STACK
 
     if stack.config.stack != LOCAL_STACK:
-        return
+        return {}
+    written = {}
     for video_id in video_ids:
         if stack.store.get_video(video_id).state == schema.DONE:
             outputs = write_outputs(stack, video_id)
-            if not quiet:
-                paths = ", ".join(str(p) for p in (outputs.results, outputs.plot, outputs.annotated) if p is not None)
-                err_console.print(f"outputs of {video_id}: {paths}", highlight=False)
+            for line in merged_lines(outputs.merged, outputs.results, outputs.plot):
+                human.print(line, highlight=False, soft_wrap=True)
+            paths = ", ".join(str(p) for p in outputs.paths())
+            err_console.print(f"outputs of {video_id}: {paths}", highlight=False, soft_wrap=True)  # paths unbroken
+            written[video_id] = outputs.to_json()
+    return written
 
 
 Malformed = tuple[dict[str, Any], str]  # a raw item that does not follow the schema, and why
@@ -265,30 +293,16 @@ def results(
 ) -> None:
     """Merge every chunk's result into one timeline with frame indices and times of the source video."""
     stack = open_stack(stack_name)
-    video = stack.store.get_video(video_id)
-    step = frames_step(stack.config.pipeline)
-    pos = [s.name for s in stack.config.pipeline].index(step.name)
-    documents, missing = [], []
-    chunks = stack.store.chunks(video_id)
-    for chunk in chunks:
-        record = chunk.steps[pos] if len(chunk.steps) > pos else None
-        if record is None or record.state != schema.DONE or record.result is None:
-            missing.append(chunk.index)
-            continue
-        body = stack.s3.get_object(Bucket=record.result.bucket, Key=record.result.key)["Body"].read()
-        documents.append(json.loads(body))
-    merged = merge_documents(documents, SourceVideo.of(video, chunks))
-    if missing:
-        merged["missing_chunks"] = missing
-        err_console.print(f"warning: {len(missing)} chunk(s) have no {step.name} result yet: {missing}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(json.dumps(merged))
-    tmp.replace(output)
-    console.print(f"{output}: {len(merged['frames'])} frames from {len(documents)} chunks")
+    merged = merge_results(stack.s3, stack.store, stack.config.pipeline, video_id)
+    if merged.missing:
+        missing = list(merged.missing)
+        err_console.print(f"warning: {len(missing)} chunk(s) have no {merged.step} result yet: {missing}")
+    write_document(merged.document, output)
+    lines = merged_lines(merged, output, plot)
+    console.print(lines[0])
     if plot:
-        plot_people(merged, plot)
-        console.print(f"{plot}: people per second")
+        plot_people(merged.document, plot)
+        console.print(lines[1])
 
 
 def _log_streams(stack: Stack, step: str, job_id: str, info: JobInfo | None) -> tuple[str, ...]:

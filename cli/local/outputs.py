@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_jobs.actions import people_per_second
+from batch_jobs.merge import MergedResults, merge_results, plot_people, write_document
 from cli.local.annotate_chunk import annotate_chunk
 from cli.local.paths import OUTPUT_ROOT
 from cli.stack import Stack
@@ -19,6 +20,21 @@ class Outputs:
     results: Path
     plot: Path
     annotated: Path | None
+    merged: MergedResults
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.results, self.plot, self.annotated) if p is not None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory),
+            "results": str(self.results),
+            "plot": str(self.plot),
+            "annotated": str(self.annotated) if self.annotated else None,
+            "frames": len(self.merged.document["frames"]),
+            "chunks": self.merged.chunks,
+            "missing_chunks": list(self.merged.missing),
+        }
 
 
 @dataclass(frozen=True)
@@ -43,12 +59,14 @@ class Seen:
 
 
 def write_outputs(stack: Stack, video_id: str, root: Path = OUTPUT_ROOT) -> Outputs:
-    """Merged results JSON and plot (as `derby-batch results` writes them) and the annotated MP4 of chunk 0."""
-    from cli.pipeline_cmd import results
+    """Merged results JSON and plot (as `derby-batch results` writes them) and the annotated MP4 of chunk 0.
 
+    Prints nothing: the caller says where they are (on stdout, or on stderr under --json)."""
     directory = root / video_id
-    outputs = Outputs(directory, directory / "results.json", directory / "people-per-second.png", None)
-    results(video_id, output=outputs.results, plot=outputs.plot, stack_name=stack.config.stack)
+    results, plot = directory / "results.json", directory / "people-per-second.png"
+    merged = merge_results(stack.s3, stack.store, stack.config.pipeline, video_id)
+    write_document(merged.document, results)
+    plot_people(merged.document, plot)
     chunks = stack.store.chunks(video_id)
     annotated = annotate_chunk(stack.s3, stack.config, chunks[0], directory / "chunk-00000-annotated.mp4")
-    return Outputs(directory, outputs.results, outputs.plot, annotated)
+    return Outputs(directory, results, plot, annotated, merged)
