@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from cli.local.guard import guarded_popen
 from cli.local.job_host import JobHost, module_command
 from cli.local.job_logs import JobLog
 from cli.local.ledger import FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, JobRecord, Ledger
@@ -310,8 +311,8 @@ class JobExecutor:
             hosted = self._host.spawn(command, env, workdir)
             if hosted is not None:
                 return hosted
-        return subprocess.Popen(
-            [sys.executable, "-m", "cli.local.guard", str(os.getpid()), *local_argv(command)],
+        return guarded_popen(
+            local_argv(command),
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from cli.local.guard import die_with_parent
+from cli.local.guard import die_with_parent, guarded_popen
 
 MAX_MESSAGE = 1 << 20  # a request carries the job's whole environment
 LOST = -int(signal.SIGKILL)  # the exit status of a job whose host went away: SIGKILL, by PR_SET_PDEATHSIG
@@ -66,12 +66,18 @@ def _unbuffered(fd: int, errors: str) -> io.TextIOWrapper:
     return io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors=errors, write_through=True)
 
 
-def _run_job(request: dict[str, object], output: int, host: int, inherited: Iterable[int]) -> None:
-    """In the forked child: become the job's process, run its module, exit with its status. Never returns."""
+def _run_job(request: dict[str, object], output: int, host: int, armed: int, inherited: Iterable[int]) -> None:
+    """In the forked child: become the job's process, run its module, exit with its status. Never returns.
+
+    `host` is the host's pid as the host read it before the fork: read here, after a host that died meanwhile, it
+    would be the new parent's and the check in `die_with_parent` would pass. Closing `armed` tells the host that the
+    death signal is set: only then does it hand out the pid, so whoever gets the pid (and may SIGSTOP it) holds a
+    job that dies with the host."""
     code = 1
     try:
         os.setsid()  # its own session and process group, as a job the executor execs: killed as a group
         die_with_parent(host)
+        os.close(armed)
         for fd in inherited:
             os.close(fd)
         signal.set_wakeup_fd(-1)
@@ -144,11 +150,16 @@ def serve(sock: socket.socket, modules: Iterable[str]) -> None:
                 message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 1)
                 if not message:
                     return  # the executor closed its end: the stack is stopping
+                host = os.getpid()
+                armed_r, armed_w = os.pipe()
                 pid = os.fork()
                 if pid == 0:
-                    inherited = (sock.fileno(), wake_r, wake_w, selector.fileno())
-                    _run_job(json.loads(message), fds[0], os.getppid(), inherited)
+                    inherited = (sock.fileno(), wake_r, wake_w, selector.fileno(), armed_r)
+                    _run_job(json.loads(message), fds[0], host, armed_w, inherited)
                 os.close(fds[0])
+                os.close(armed_w)
+                os.read(armed_r, 1)  # EOF once the child has armed its death signal (or has died)
+                os.close(armed_r)
                 sock.send(json.dumps({"pid": pid}).encode())
             for pid, status in _reaped():
                 sock.send(json.dumps({"pid": pid, "exit": status}).encode())
@@ -181,7 +192,8 @@ class JobHost:
         self._modules, self._cwd = list(modules), cwd
         self._sock, self._theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._send_lock = threading.Lock()
-        self._pids: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        # The pid and its exit status's future together: the job may exit (and its status be set) before `spawn` runs.
+        self._pids: queue.SimpleQueue[tuple[int, Future[int]] | None] = queue.SimpleQueue()
         self._statuses: dict[int, Future[int]] = {}
         self._statuses_lock = threading.Lock()
         self._gone = threading.Event()
@@ -209,9 +221,7 @@ class JobHost:
         if pid is None:
             os.close(read)
             return None
-        with self._statuses_lock:
-            status = self._statuses[pid]
-        return HostedJob(pid, open(read, encoding="utf-8", errors="replace"), status)
+        return HostedJob(pid[0], open(read, encoding="utf-8", errors="replace"), pid[1])
 
     def stop(self) -> None:
         """Close the host's socket: it exits, and a job still running dies with it."""
@@ -226,12 +236,9 @@ class JobHost:
         """Start the host and relay its replies. This thread is the host's parent: the parent death signal fires
         when it ends, so it lives exactly as long as the host is used."""
         fd = self._theirs.fileno()
-        argv = [sys.executable, "-m", "cli.local.guard", str(os.getpid())]
-        argv += [sys.executable, "-m", "cli.local.job_host", str(fd), *self._modules]
+        argv = [sys.executable, "-m", "cli.local.job_host", str(fd), *self._modules]
         try:
-            proc = subprocess.Popen(
-                argv, cwd=self._cwd, stdin=subprocess.DEVNULL, pass_fds=(fd,), start_new_session=True
-            )
+            proc = guarded_popen(argv, cwd=self._cwd, stdin=subprocess.DEVNULL, pass_fds=(fd,), start_new_session=True)
         except OSError as exc:
             print(f"local executor: job host did not start ({exc}); jobs start as new processes", file=sys.stderr)
             self._lost()
@@ -245,8 +252,9 @@ class JobHost:
                     if "exit" in reply:
                         self._statuses.pop(reply["pid"]).set_result(reply["exit"])
                     else:
-                        self._statuses[reply["pid"]] = Future()
-                        self._pids.put(reply["pid"])
+                        status: Future[int] = Future()
+                        self._statuses[reply["pid"]] = status
+                        self._pids.put((reply["pid"], status))
         except OSError:
             pass
         finally:

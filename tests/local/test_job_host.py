@@ -3,6 +3,7 @@ its output comes through the pipe, and a job still running when the host stops d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -129,3 +130,34 @@ def test_jobs_sent_together_each_get_their_own_status(host: JobHost, tmp_path: P
             job.stdout.read()
         statuses.append(job.wait())
     assert statuses == list(range(8))
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1])
+
+
+def test_a_job_frozen_the_moment_it_is_spawned_still_dies_with_its_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pid a spawn returns is of a job already armed to die with the host: stopped (SIGSTOP) right then, it cannot
+    arm itself any more, and it must still die when the host is SIGKILLed. Repeated: the window is a race."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "hosted_job.py").write_text(MODULE)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "mods"))  # the host's: a forked job imports with its path
+    monkeypatch.setenv("DERBY_BATCH_LOCAL_DIR", str(tmp_path))
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "mods")}
+    for _ in range(15):
+        host = JobHost([], tmp_path)
+        host.start()
+        job = host.spawn(["python", "-m", "hosted_job", "sleep"], env, tmp_path)
+        assert job is not None
+        try:
+            os.kill(job.pid, signal.SIGSTOP)
+            os.kill(_parent(job.pid), signal.SIGKILL)  # the host, as when the stack it dies with is SIGKILLed
+            wait_until(lambda: _zombie(job.pid), "the frozen job to die with its host", timeout=10)  # noqa: B023
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job.pid, signal.SIGKILL)  # a failed run leaves no stopped process behind
+            job.stdout.close()
+            host.stop()
+    assert not processes_with(f"DERBY_BATCH_LOCAL_DIR={tmp_path}")
