@@ -9,7 +9,7 @@ description:
   - Manages a MANAGED compute environment of type EC2, SPOT, FARGATE or FARGATE_SPOT, with the settings
     C(community.aws.batch_compute_environment) lacks (allocation strategy, C(ec2Configuration), Fargate).
   - The settings that define the fleet (type, allocation strategy, instance types, subnets, security groups, instance
-    role, key pair, image type) are hashed into the name, C(<name>-<hash>). Changing one of them creates a new
+    role, key pair, image type, launch template and its version) are hashed into the name, C(<name>-<hash>). Changing one of them creates a new
     compute environment next to the old one; point the job queue at the new one (its ARN is returned), then remove
     the old ones with C(state=absent) and I(name_prefix)/I(keep). Nothing is silently ignored, and running jobs keep
     their instances while the queue moves on.
@@ -91,6 +91,23 @@ options:
   ec2_key_pair:
     description: EC2 key pair for SSH to the instances; omit for none.
     type: str
+  launch_template:
+    description:
+      - EC2 launch template of the instances (EC2 and SPOT only), for example one that requires IMDSv2.
+      - Give an explicit I(version) (a number), not C($Latest) or C($Default). Batch resolves those only when it
+        creates the compute environment or happens to update its infrastructure, so a new template version would
+        reach the instances at an unknown time. With a number, a new version changes the name hash, so the change
+        becomes a new compute environment, like any other fleet setting.
+    type: dict
+    suboptions:
+      id:
+        description: Launch template id (C(lt-...)).
+        type: str
+        required: true
+      version:
+        description: Launch template version number.
+        type: str
+        required: true
   subnets:
     description: Subnet ids.
     type: list
@@ -130,6 +147,7 @@ EXAMPLES = r"""
     instance_types: [g4dn.xlarge, g5.xlarge]
     image_type: ECS_AL2023_NVIDIA
     instance_role: arn:aws:iam::123456789012:instance-profile/derby-ecs-instance
+    launch_template: {id: lt-0123456789abcdef0, version: "3"}
     subnets: [subnet-1, subnet-2]
     security_group_ids: [sg-1]
   register: gpu_ce
@@ -224,10 +242,18 @@ def fleet_settings(params):
                 "ec2KeyPair": params["ec2_key_pair"],
                 "bidPercentage": params["bid_percentage"] if params["type"] == "SPOT" else None,
                 "ec2Configuration": [{"imageType": params["image_type"]}] if params["image_type"] else None,
+                "launchTemplate": launch_template(params["launch_template"]),
                 "tags": params["tags"] or None,  # instance tags cannot be updated
             }
         )
     return drop_none(settings)
+
+
+def launch_template(spec):
+    """The launchTemplate of computeResources: an explicit version, so that a new one changes the name hash."""
+    if not spec:
+        return None
+    return {"launchTemplateId": spec["id"], "version": str(spec["version"])}
 
 
 def service_role_arn(module):
@@ -457,6 +483,10 @@ def main():
             image_type=dict(type="str"),
             instance_role=dict(type="str"),
             ec2_key_pair=dict(type="str", no_log=False),
+            launch_template=dict(
+                type="dict",
+                options=dict(id=dict(type="str", required=True), version=dict(type="str", required=True)),
+            ),
             subnets=dict(type="list", elements="str", default=[]),
             security_group_ids=dict(type="list", elements="str", default=[]),
             service_role=dict(type="str"),
@@ -473,6 +503,12 @@ def main():
         missing = [k for k in ("instance_types", "instance_role", "allocation_strategy") if not module.params[k]]
         if missing:
             module.fail_json(msg="type {0} needs {1}".format(module.params["type"], ", ".join(missing)))
+    template = module.params["launch_template"]
+    if template and template["version"].startswith("$"):
+        module.fail_json(
+            msg="launch_template version {0}: give a version number; Batch resolves $Latest and $Default only when it "
+            "creates or happens to update the compute environment".format(template["version"])
+        )
     client = module.client("batch", retry_decorator=AWSRetry.jittered_backoff(retries=10))
     try:
         if module.params["state"] == "present":

@@ -38,6 +38,7 @@ def test_check_on_an_empty_account_reports_the_whole_stack_without_writing(
         "VPC",
         "Subnets in two availability zones",
         "Security group without inbound rules (SSH only with a key pair and a CIDR)",
+        "GPU instance launch template (IMDSv2 only, hop limit 1)",
         "GPU compute environment (scales to zero)",
         "CPU compute environment on Fargate (scales to zero)",
         "Job queues that cancel jobs stuck in RUNNABLE",

@@ -41,6 +41,8 @@ GPU_TYPES = ["g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g6.xlarge"]
 GPU_ENV_TASK = "GPU compute environment (scales to zero)"
 QUEUES_TASK = "Job queues that cancel jobs stuck in RUNNABLE"
 DELETE_ENVS_TASK = "Delete replaced compute environments"
+LAUNCH_TEMPLATE_TASK = "GPU instance launch template (IMDSv2 only, hop limit 1)"
+LAUNCH_TEMPLATE = f"{STACK}-gpu-instances"
 COMPUTE_ENVIRONMENT_WRITES = ("createcomputeenvironment", "updatecomputeenvironment", "deletecomputeenvironment")
 
 DEPLOYED: dict[str, Any] = {}
@@ -84,6 +86,20 @@ def statements(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
+
+
+def launch_template(endpoint: str) -> dict[str, Any]:
+    ec2 = client(endpoint, "ec2")
+    (template,) = ec2.describe_launch_templates(LaunchTemplateNames=[LAUNCH_TEMPLATE])["LaunchTemplates"]
+    return dict(template)
+
+
+def metadata_options(endpoint: str, version: str) -> dict[str, Any]:
+    """The instance metadata options of one version of the stack's launch template."""
+    (found,) = client(endpoint, "ec2").describe_launch_template_versions(
+        LaunchTemplateName=LAUNCH_TEMPLATE, Versions=[version]
+    )["LaunchTemplateVersions"]
+    return dict(found["LaunchTemplateData"]["MetadataOptions"])
 
 
 def account_id(endpoint: str) -> str:
@@ -268,6 +284,38 @@ def test_gpu_compute_environment_scales_to_zero_on_nvidia_spot(endpoint: str, de
     assert resources["instanceRole"].endswith(f":instance-profile/{STACK}-ecs-instance")
     assert "ec2KeyPair" not in resources
     assert "/aws-service-role/batch.amazonaws.com/" in env["serviceRole"]
+
+
+def test_gpu_instances_keep_containers_from_the_instance_credentials(endpoint: str, deployment: Deployment) -> None:
+    # IMDSv2 only (a token from a PUT) with a hop limit of 1: a container's extra network hop cannot get a token, so
+    # it cannot read the instance role's credentials. The compute environment launches with that very version.
+    template = launch_template(endpoint)
+    (env,) = compute_environments(endpoint, f"{STACK}-gpu")
+    assert env["computeResources"]["launchTemplate"] == {
+        "launchTemplateId": template["LaunchTemplateId"],
+        "version": str(template["LatestVersionNumber"]),
+    }
+    options = metadata_options(endpoint, env["computeResources"]["launchTemplate"]["version"])
+    assert options["HttpTokens"] == "required"
+    assert options["HttpPutResponseHopLimit"] == 1
+    assert options["HttpEndpoint"] == "enabled"
+    # Batch runs EC2 jobs with host networking (no extra hop): the instances also reject metadata traffic of every
+    # user but root, and the job image runs as a non-root user.
+    (version,) = client(endpoint, "ec2").describe_launch_template_versions(
+        LaunchTemplateName=LAUNCH_TEMPLATE, Versions=[env["computeResources"]["launchTemplate"]["version"]]
+    )["LaunchTemplateVersions"]
+    user_data = base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode()
+    assert user_data.startswith('Content-Type: multipart/mixed; boundary="'), "Batch needs MIME user data"
+    assert (
+        "iptables --insert OUTPUT 1 --destination 169.254.169.254/32 --match owner ! --uid-owner 0 --jump REJECT"
+        in user_data.splitlines()
+    )
+    dockerfile = (REPO / "Dockerfile").read_text().splitlines()
+    assert [line for line in dockerfile if line.startswith("USER ")][-1] not in ("USER root", "USER 0")
+    tags = client(endpoint, "ec2").describe_tags(
+        Filters=[{"Name": "resource-id", "Values": [template["LaunchTemplateId"]]}]
+    )["Tags"]
+    assert {(t["Key"], t["Value"]) for t in tags} == {("derby-batch:stack", STACK)}
 
 
 def test_cpu_compute_environment_is_fargate(endpoint: str, deployment: Deployment) -> None:
@@ -568,6 +616,36 @@ def test_input_s3_arns_let_the_jobs_read_just_those_objects(
     assert [r["item"]["role"] for r in run.result("Inline policies")["results"] if r["changed"]] == [f"{STACK}-job"]
     job = statements(inline_policy(endpoint, f"{STACK}-job"))
     assert job["ReadInputs"] == {"Sid": "ReadInputs", "Effect": "Allow", "Action": "s3:GetObject", "Resource": arns}
+
+
+def test_an_edited_launch_template_is_restored_and_reaches_the_compute_environment(
+    endpoint: str, deployment: Deployment, recorder: Recorder
+) -> None:
+    # Someone makes a version that lets containers reach the metadata service (hop limit 2, tokens optional) and
+    # makes it the default. The deploy adds a version with the stack's settings again, and since the compute
+    # environment names an explicit version, replaces it with one that launches from the new version.
+    ec2 = client(endpoint, "ec2")
+    (before,) = compute_environments(endpoint, f"{STACK}-gpu")
+    edited = ec2.create_launch_template_version(
+        LaunchTemplateName=LAUNCH_TEMPLATE,
+        LaunchTemplateData={"MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2}},
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    ec2.modify_launch_template(LaunchTemplateName=LAUNCH_TEMPLATE, DefaultVersion=str(edited))
+    run, _ = redeploy(endpoint, recorder)
+    assert sorted(run.changed_tasks) == [DELETE_ENVS_TASK, GPU_ENV_TASK, LAUNCH_TEMPLATE_TASK, QUEUES_TASK]
+    template = launch_template(endpoint)
+    assert template["LatestVersionNumber"] == template["DefaultVersionNumber"] == edited + 1
+    (after,) = compute_environments(endpoint, f"{STACK}-gpu")
+    assert after["computeEnvironmentName"] != before["computeEnvironmentName"]
+    assert after["computeResources"]["launchTemplate"] == {
+        "launchTemplateId": template["LaunchTemplateId"],
+        "version": str(edited + 1),
+    }
+    options = metadata_options(endpoint, str(edited + 1))
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1)
+    order = [e["computeEnvironment"] for e in queue(endpoint, f"{STACK}-gpu")["computeEnvironmentOrder"]]
+    assert order in ([after["computeEnvironmentArn"]], [after["computeEnvironmentName"]])
+    # The next test's run lists exactly what changes: the template (now at this version) is not among them.
 
 
 def test_fleet_settings_replace_the_compute_environment_and_memory_revises_one_definition(

@@ -74,6 +74,11 @@ def leftovers(endpoint: str) -> dict[str, Any]:
             for r in client(endpoint, "ecr").describe_repositories()["repositories"]
             if r["repositoryName"].startswith(f"{STACK}-")
         ],
+        "launch_templates": [
+            t["LaunchTemplateName"]
+            for t in client(endpoint, "ec2").describe_launch_templates()["LaunchTemplates"]
+            if t["LaunchTemplateName"].startswith(f"{STACK}-")
+        ],
         "parameters": client(endpoint, "ssm").get_parameters_by_path(Path=f"/derby-batch/{STACK}/")["Parameters"],
         "tables": [t for t in client(endpoint, "dynamodb").list_tables()["TableNames"] if t.startswith(f"{STACK}-")],
         "buckets": [
