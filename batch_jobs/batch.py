@@ -50,6 +50,28 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class JobSummary:
+    """A job as ListJobs lists it, with the chunk-step its name says it works on (None: not a chunk-step job)."""
+
+    job_id: str
+    name: str
+    status: str
+    created_at: int  # ms since the epoch
+    video_id: str | None
+    chunk: int | None
+    step: str | None
+    attempt: int | None
+
+
+def parse_job_name(stack: str, name: str) -> tuple[str, int, str, int] | None:
+    """(video_id, chunk, step, attempt) from a name `job_name` made for this stack, else None."""
+    match = re.fullmatch(rf"{re.escape(stack)}-(.+)-c(\d{{5}})-([A-Za-z0-9_]+)-a(\d+)", name)
+    if match is None:
+        return None
+    return match[1], int(match[2]), match[3], int(match[4])
+
+
+@dataclass(frozen=True)
 class JobInfo:
     job_id: str
     name: str
@@ -101,6 +123,22 @@ class BatchClient:
         jobs = [j for j in response.get("jobSummaryList", []) if j.get("jobName") == spec.name]
         jobs.sort(key=lambda j: j.get("createdAt", 0))
         return str(jobs[0]["jobId"]) if jobs else None
+
+    def list_stack_jobs(self, queue: str, stack: str) -> Iterator[JobSummary]:
+        """Every job of this stack in the queue, any status (a JOB_NAME filter lists them all), page by page."""
+        params: dict[str, Any] = {"jobQueue": queue, "filters": [{"name": "JOB_NAME", "values": [f"{stack}-*"]}]}
+        while True:
+            response = self.client.list_jobs(**params)
+            for job in response.get("jobSummaryList", []):
+                parsed = parse_job_name(stack, str(job.get("jobName", "")))
+                video_id, chunk, step, attempt = parsed or (None, None, None, None)
+                yield JobSummary(
+                    str(job["jobId"]), str(job["jobName"]), str(job.get("status", "")), int(job.get("createdAt", 0)),
+                    video_id, chunk, step, attempt,
+                )  # fmt: skip
+            if not response.get("nextToken"):
+                return
+            params["nextToken"] = response["nextToken"]
 
     def terminate(self, job_id: str, reason: str) -> None:
         self.client.terminate_job(jobId=job_id, reason=reason)

@@ -34,28 +34,34 @@ def _selected(store: Store, video_id: str, chunk: int | None) -> list[ChunkItem]
 
 
 def settle(store: Store, video: VideoItem) -> None:
-    """Once every chunk of a video has finished, it is `done`, or `failed` with the counts and the first failed
-    chunk's reason. A failed video whose retried chunks then finish is settled again: a crash between `retry`'s two
-    writes, or a retry landing between the router's count and this, still ends in the state the chunks are in."""
+    """Once every chunk of a video has finished, it is `done`; or `cancelled` if a `cancel` reached any chunk (one
+    interrupted halfway too); else `failed` with the counts and the first failed chunk's reason. A failed video whose
+    retried chunks then finish is settled again: a crash between `retry`'s two writes, or a retry landing between
+    the router's count and this, still ends in the state the chunks are in."""
     finished = len(video.chunks_done | video.chunks_failed)
     if video.state not in (schema.RUNNING, schema.FAILED) or finished < video.chunk_count:
         return
-    state, error = (schema.FAILED, _failure(store, video)) if video.chunks_failed else (schema.DONE, None)
+    state, error = (schema.DONE, None) if not video.chunks_failed else _failure(store, video)
     if (state, error) != (video.state, video.error):
         store.settle_video(video, state, error)
 
 
-def _failure(store: Store, video: VideoItem) -> str:
+def _failure(store: Store, video: VideoItem) -> tuple[str, str | None]:
     """`K of N chunks failed; chunk I <step>: <reason>`: the reason a user acts on, not only a count."""
     counts = f"{len(video.chunks_failed)} of {video.chunk_count} chunks failed"
+    chunks = {}
+    for raw in store.chunk_items(video.video_id):
+        index = schema.chunk_index(str(raw.get("sk", "")))
+        if raw.get("cancelled"):
+            return schema.CANCELLED, "cancelled while it ran (a cancel that stopped halfway)"
+        chunks[index] = raw
     index = min(video.chunks_failed)
     try:
-        chunk = store.get_chunk(video.video_id, index)
-    except PipelineError:  # a malformed or missing item: the count is all there is to say
-        return counts
+        chunk = ChunkItem.from_item(chunks.get(index) or {})
+    except schema.MalformedItem:  # a malformed or missing item: the count is all there is to say
+        return schema.FAILED, f"{counts}; chunk {index}: {chunks.get(index, {}).get('error') or 'malformed item'}"
     reason = chunk.error or next((s.error for s in reversed(chunk.steps) if s.error), None)
-    where = f"chunk {index}" if chunk.error else f"chunk {index} {chunk.last.step}"
-    return f"{counts}; {where}: {reason}" if reason else counts
+    return schema.FAILED, f"{counts}; chunk {index} {chunk.last.step}: {reason or 'no reason recorded'}"
 
 
 def retry(store: Store, video_id: str, chunk: int | None = None) -> Changed:

@@ -167,6 +167,7 @@ class Job:
             **outcome.document,
             "step": step.name,
             "attempt": self.args.attempt,
+            "job_id": self.env.job_id,  # provenance: the recorded step names the job whose result this is
             "chunk": {
                 "video_id": chunk.video_id,
                 "index": chunk.index,

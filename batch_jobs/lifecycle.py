@@ -17,6 +17,7 @@ from batch_jobs.schema import ChunkItem
 JOB_SUBMITTED, JOB_PENDING, JOB_RUNNABLE, JOB_STARTING = "SUBMITTED", "PENDING", "RUNNABLE", "STARTING"
 JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED = "RUNNING", "SUCCEEDED", "FAILED"
 JOB_FINISHED = frozenset({JOB_SUCCEEDED, JOB_FAILED})
+JOB_ACTIVE = frozenset({JOB_SUBMITTED, JOB_PENDING, JOB_RUNNABLE, JOB_STARTING, JOB_RUNNING})
 
 # Errors that say "not now" rather than "never": SubmitJob is retried on these (botocore's own retries, then the
 # stream's), and a step fails at once on any other 4xx refusal (a queue or job definition gone, bad parameters).

@@ -55,14 +55,13 @@ class CachedSession:
 
     def __init__(self, session: Any) -> None:
         self.session = session
-        self.clients: dict[str, Any] = {}
+        self.clients: dict[tuple[Any, ...], Any] = {}
 
     def client(self, name: str, **kwargs: Any) -> Any:
-        if kwargs:
-            return self.session.client(name, **kwargs)
-        if name not in self.clients:
-            self.clients[name] = self.session.client(name)
-        return self.clients[name]
+        key = (name, *sorted(kwargs.items()))
+        if key not in self.clients:
+            self.clients[key] = self.session.client(name, **kwargs)
+        return self.clients[key]
 
 
 @dataclass

@@ -20,7 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_jobs import schema
-from batch_jobs.lifecycle import JOB_FAILED, JOB_FINISHED, Next, next_step
+from batch_jobs.errors import PipelineError
+from batch_jobs.lifecycle import JOB_ACTIVE, JOB_FAILED, JOB_FINISHED, Next, next_step
+from batch_jobs.pipeline import step_index
 from batch_jobs.schema import ChunkItem
 from batch_jobs.store import deserialize, serialize
 from router.core import Router
@@ -56,6 +58,7 @@ class SweepReport:
     claimed: int = 0
     ended: int = 0  # steps whose job ended without `done`: failed as their Batch event would
     counted: int = 0  # finished chunks whose video had not counted them (their last record was lost)
+    orphans: int = 0  # queued or running jobs no chunk owns (a router died between SubmitJob and recording): ended
     interrupted: int = 0  # videos whose submit stopped before all chunk items or the split job were written: failed
     errors: int = 0  # items whose repair raised (logged); the next pass tries them again
     complete: bool = True  # False when the budget ran out before every item was seen
@@ -103,6 +106,7 @@ def sweep(
     except Exception:
         log.exception("sweep: describing %d jobs", len(watched))
         report.errors += 1
+    _terminate_orphans(router, claimed_before, budget, report)
     repair_videos(router, claimed_before, budget, report)
     return report
 
@@ -149,3 +153,42 @@ def _end_lost_jobs(router: Router, watched: dict[str, ChunkItem], report: SweepR
         except Exception:
             log.exception("sweep: job %s of chunk %s of video %s", job_id, chunk.index, chunk.video_id)
             report.errors += 1
+
+
+def _terminate_orphans(router: Router, before: datetime, budget: Budget, report: SweepReport) -> None:
+    """End the queued or running chunk-step jobs that their chunk does not own: a router that died between SubmitJob
+    and recording the id, while ListJobs lagged, left a job that a replay submitted again. It would be fenced out when
+    it starts, but it holds a place in the queue (and a GPU) until then. Jobs younger than the grace may still be
+    recorded by the router that submitted them."""
+    cutoff = before.timestamp() * 1000
+    pipeline = router.config.pipeline
+    for queue in dict.fromkeys(router.config.job_queues.values()):
+        for job in router.batch.list_stack_jobs(queue, router.config.stack):
+            if budget.spent():
+                report.complete = False
+                return
+            if job.status not in JOB_ACTIVE or job.created_at > cutoff or job.video_id is None or job.chunk is None:
+                continue
+            try:
+                pos = step_index(pipeline, job.step or "")
+                if pos == 0:
+                    continue  # an S3 split job is fenced on its video item, and the video's own repair watches it
+                owner = _owner(router, job.video_id, job.chunk, pos, job.attempt)
+                if owner != job.job_id:
+                    reason = f"orphan: step {job.step} of chunk {job.chunk} (attempt {job.attempt}) is owned by {owner}"
+                    router.batch.terminate(job.job_id, reason)
+                    report.orphans += 1
+            except Exception:
+                log.exception("sweep: job %s", job.name)
+                report.errors += 1
+
+
+def _owner(router: Router, video_id: str, index: int, pos: int, attempt: int | None) -> str | None:
+    """The job id the chunk records for this step and attempt, or a word for why none does."""
+    try:
+        chunk = router.store.get_chunk(video_id, index)
+    except PipelineError:
+        return "no chunk item"
+    if pos >= len(chunk.steps) or chunk.steps[pos].attempt != attempt:
+        return "another attempt"
+    return chunk.steps[pos].job_id or f"no job ({chunk.steps[pos].state})"

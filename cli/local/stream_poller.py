@@ -25,6 +25,11 @@ Handler = Callable[[dict[str, Any]], Any]
 # bounds only a retry's backoff and a write the kick missed; each poll is a request the server answers.
 POLL_SECONDS = 0.5
 SHARDS_SECONDS = 5.0  # how often to look for new shards
+# How often an idle shard's iterator is renewed from the last sequence number read. An iterator can go stale without
+# an error: it expires after 15 minutes on AWS, and moto's iterators stop seeing new records after a cancelled
+# TransactWriteItems (moto restores the table from a copy, stream included). A renewed one reads on from the same
+# record, so nothing is read twice or skipped.
+RENEW_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class ShardState:
     pending: list[dict[str, Any]] = field(default_factory=list)
     failures: int = 0
     not_before: float = 0.0
+    shard_id: str = ""
+    last_sequence: str | None = None  # of the last record read: where a fresh iterator resumes
+    renewed_at: float = 0.0
 
 
 class StreamPoller:
@@ -113,10 +121,12 @@ class StreamPoller:
 
     def read(self) -> list[dict[str, Any]]:
         """Synchronous mode: every new record of every shard that passes the filter, as Lambda would deliver it."""
-        self._discover_shards()
+        if not self._shards or time.monotonic() - self._shards_at >= SHARDS_SECONDS:
+            self._discover_shards()
+            self._shards_at = time.monotonic()
         records: list[dict[str, Any]] = []
         for state in self._shards.values():
-            while self._read(state):
+            while self._read(state, renew_after=0.0):  # in step, an empty read always checks a fresh iterator
                 records += state.pending
                 state.pending = []
         return records
@@ -149,20 +159,35 @@ class StreamPoller:
                 iterator = self._streams.get_shard_iterator(
                     StreamArn=self._arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
                 )["ShardIterator"]
-                self._shards[shard["ShardId"]] = ShardState(iterator, self.settings.batch_size)
+                self._shards[shard["ShardId"]] = ShardState(
+                    iterator, self.settings.batch_size, shard_id=shard["ShardId"], renewed_at=time.monotonic()
+                )
 
-    def _read(self, state: ShardState) -> int:
+    def _read(self, state: ShardState, renew_after: float = RENEW_SECONDS) -> int:
         if state.iterator is None or len(state.pending) >= self.settings.batch_size:
             return 0
         response = self._streams.get_records(ShardIterator=state.iterator, Limit=self.settings.batch_size)
         state.iterator = response.get("NextShardIterator")
         records = response.get("Records", [])
+        if not records and state.iterator and time.monotonic() - state.renewed_at >= renew_after:
+            state.iterator, state.renewed_at = self._renewed(state), time.monotonic()
+            response = self._streams.get_records(ShardIterator=state.iterator, Limit=self.settings.batch_size)
+            state.iterator = response.get("NextShardIterator")
+            records = response.get("Records", [])
         if records:
+            state.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
             self._idle.clear()  # before delivering: a handler call can take long, and the stack is not idle meanwhile
             if self._on_records:
                 self._on_records()
         state.pending += [lambda_record(r, self._arn) for r in records if passes_filter(r)]
         return len(records)
+
+    def _renewed(self, state: ShardState) -> str:
+        where: dict[str, Any] = {"ShardIteratorType": "TRIM_HORIZON"}
+        if state.last_sequence is not None:
+            where = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": state.last_sequence}
+        iterator = self._streams.get_shard_iterator(StreamArn=self._arn, ShardId=state.shard_id, **where)
+        return str(iterator["ShardIterator"])
 
     def _deliver(self, state: ShardState) -> bool:
         """Deliver the head of the shard's pending records; True when the shard may go on at once."""
