@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from botocore.exceptions import ClientError
+
 from cli.local.guard import guarded_popen
 from cli.local.job_host import JobHost, module_command
 from cli.local.job_logs import JobLog
@@ -35,6 +37,10 @@ POLL_SECONDS = 5.0
 EXITED_REASON = "Essential container in task exited"
 # A job the stack was running when it stopped: on AWS, the host went away under it.
 INTERRUPTED_REASON = "Host EC2 (local stack) stopped while the job was running"
+# The executor runs the commands of the job definitions its stack registered, never another's.
+FOREIGN_DEFINITION_REASON = (
+    "job definition {arn} was not registered by the local stack: its executor runs only the stack's own job definitions"
+)
 
 EventSink = Callable[[JobRecord], None]
 
@@ -122,9 +128,13 @@ class JobExecutor:
         env: JobEnvironment,
         emit: EventSink,
         on_interrupted: EventSink,
+        definitions: Iterable[str],
         host: JobHost | None = None,
     ) -> None:
+        """`definitions`: the ARNs of the job definitions the stack registered, the only ones whose command runs."""
         self._batch, self._logs = batch, logs
+        self._own_definitions = frozenset(definitions)
+        self._queue_errors: dict[str, str] = {}  # queue -> the listing error reported last (once, not every poll)
         self._host = host
         self._queues = {q.name: q for q in queues}
         self._log_group = log_group
@@ -153,7 +163,10 @@ class JobExecutor:
                 self._todo[record.job_queue].put(record.job_id)
             elif record.status == RUNNING:
                 self._finish(record, None, INTERRUPTED_REASON)
-                self._on_interrupted(record)
+                try:
+                    self._on_interrupted(record)
+                except Exception as exc:  # one job's retry must not keep the stack from starting
+                    print(f"local executor: cannot re-run interrupted job {record.job_id}: {exc}", file=sys.stderr)
         for thread in self._threads:
             thread.start()
 
@@ -172,7 +185,8 @@ class JobExecutor:
                 for _ in range(q.slots):
                     self._todo[q.name].put(None)
             for thread in self._threads:
-                thread.join(timeout=30)
+                if thread.ident is not None:  # a stack that failed to start stops too
+                    thread.join(timeout=30)
 
     def kick(self) -> None:
         """Look for new jobs and TerminateJob calls now (the server just took a SubmitJob or TerminateJob)."""
@@ -190,20 +204,56 @@ class JobExecutor:
     def _discover(self) -> list[str]:
         new: list[str] = []
         for name in self._queues:
-            paginator_kwargs = {"jobQueue": name, "filters": [{"name": "JOB_NAME", "values": ["*"]}]}
-            summaries = self._batch.list_jobs(**paginator_kwargs)["jobSummaryList"]
-            new += [s["jobId"] for s in summaries if s["jobId"] not in self.ledger]
+            new += [job_id for job_id in self._listed(name) if job_id not in self.ledger]
         for start in range(0, len(new), 100):
             for job in self._batch.describe_jobs(jobs=new[start : start + 100])["jobs"]:
-                self.ledger.save(self._record(job))
+                found, refusal = self._record(job)
+                if refusal is None:
+                    self.ledger.save(found)
+                else:  # never runs, not even after a restart: failed at once with the reason
+                    self._finish(found, None, refusal)
         for job_id in new:
             record = self.ledger.get(job_id)
-            if record is not None and not self._stopping.is_set():
+            if record is not None and record.status == QUEUED and not self._stopping.is_set():
                 self._todo[record.job_queue].put(job_id)
         return new
 
-    def _record(self, job: Mapping[str, Any]) -> JobRecord:
-        definition = self._definition(job["jobDefinition"])
+    def _listed(self, queue_name: str) -> list[str]:
+        """Job ids on one queue. A queue that cannot be listed (deleted under the stack: `Job queue X does not
+        exist`) is reported once, until it can be listed again, and does not keep the other queue from being served;
+        errors that are not AWS's answer (the server stopping) are raised."""
+        try:
+            summaries = self._batch.list_jobs(jobQueue=queue_name, filters=[{"name": "JOB_NAME", "values": ["*"]}])
+        except ClientError as exc:
+            message = str(exc.response.get("Error", {}).get("Message") or exc)
+            if self._queue_errors.get(queue_name) != message:
+                self._queue_errors[queue_name] = message
+                print(
+                    f"local executor: cannot list the jobs of queue {queue_name}: {message}; its jobs do not run "
+                    "until it is back (`derby-batch local up` creates the stack's queues when it starts)",
+                    file=sys.stderr,
+                )
+            return []
+        if self._queue_errors.pop(queue_name, None) is not None:
+            print(f"local executor: job queue {queue_name} is back", file=sys.stderr)
+        return [s["jobId"] for s in summaries["jobSummaryList"]]
+
+    def _record(self, job: Mapping[str, Any]) -> tuple[JobRecord, str | None]:
+        """The job's ledger record, and why it must not run (None: it may): a job definition the stack did not
+        register (someone else's, on the stack's server), or one that cannot be found."""
+        arn = str(job["jobDefinition"])
+        refusal = None
+        if arn not in self._own_definitions:
+            definition: dict[str, Any] = {}
+            refusal = FOREIGN_DEFINITION_REASON.format(arn=arn)
+        else:
+            try:
+                definition = self._definition(arn)
+            except LookupError as exc:
+                definition, refusal = {}, str(exc)
+        return self._record_of(job, definition, arn), refusal
+
+    def _record_of(self, job: Mapping[str, Any], definition: Mapping[str, Any], arn: str) -> JobRecord:
         props = definition.get("containerProperties", {})
         overrides = job.get("container", {})
         parameters = {**definition.get("parameters", {}), **job.get("parameters", {})}
@@ -213,8 +263,8 @@ class JobExecutor:
             job_name=job["jobName"],
             job_arn=job.get("jobArn", job["jobId"]),
             job_queue=job["jobQueue"].rsplit("/", 1)[-1],
-            job_definition=definition["jobDefinitionName"],
-            job_definition_arn=definition["jobDefinitionArn"],
+            job_definition=definition.get("jobDefinitionName") or arn.rsplit("/", 1)[-1].split(":")[0],
+            job_definition_arn=arn,
             command=substitute(props.get("command", []), parameters),
             environment=environment | {e["name"]: e["value"] for e in overrides.get("environment", [])},
             parameters=parameters,

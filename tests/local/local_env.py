@@ -3,6 +3,7 @@ pipeline, and process checks. (A module of its own: `conftest` is a name every t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,14 @@ PROBE_STEPS = [
     {"name": "summarize", "action": "summarize"},
 ]
 
+# The same with the middle step on the GPU queue, named as the shipped pipeline names it: a `detect` step that runs the
+# TF-free probe action (the real detector's models would cost minutes of this machine's two cores per test).
+DETECT_STEPS = [
+    {"name": "timesplit", "action": "split"},
+    {"name": "detect", "action": "probe", "gpu": True},
+    {"name": "summarize", "action": "summarize"},
+]
+
 
 def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 120) -> Any:
     """The predicate's first truthy value; fails the test after `timeout` seconds."""
@@ -41,11 +50,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def processes_with(marker: str) -> list[int]:
+def processes_with(marker: str, among: list[int] | None = None) -> list[int]:
     """Live processes (not zombies) whose environment contains `marker`: the test's data directory."""
     found = []
     needle = marker.encode()
-    for entry in Path("/proc").iterdir():
+    entries = [Path(f"/proc/{pid}") for pid in among] if among is not None else Path("/proc").iterdir()
+    for entry in entries:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
@@ -71,6 +81,15 @@ class LocalEnv:
         if check and result.returncode != 0:
             raise AssertionError(f"derby-batch {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
         return result
+
+    @property
+    def marker(self) -> str:
+        """In the environment of every process started under this test's data directory."""
+        return f"DERBY_BATCH_LOCAL_DIR={self.data_dir}"
+
+    def owns(self, pid: int) -> bool:
+        """Whether `pid` is a live process of this test's stack (a pid is reused once its process has gone)."""
+        return pid in processes_with(self.marker, among=[pid])
 
     def up(self, *args: str, port: int | None = None) -> LocalUp:
         return LocalUp.start(self, [*args, "--port", str(port if port is not None else free_port())])
@@ -115,22 +134,35 @@ def running_jobs(local: LocalEnv) -> list[dict[str, Any]]:
     return [job for job in jobs if job["status"] == "RUNNING" and job["pid"]]
 
 
-def frozen_mid_step(local: LocalEnv, video_id: str) -> dict[str, Any]:
-    """A running job stopped (SIGSTOP) before its step is done. A probe job from the warm job host is over in a
-    fraction of a second: freezing it first means the kill cannot come after its work."""
+def frozen_mid_step(local: LocalEnv, video_id: str, steps: list[dict[str, Any]] = PROBE_STEPS) -> dict[str, Any]:
+    """A running job of the video stopped (SIGSTOP) before its step is done. A probe job from the warm job host is
+    over in a fraction of a second: freezing it first means the kill cannot come after its work."""
     tried: set[str] = set()
+
+    def untried() -> dict[str, Any] | None:
+        jobs = running_jobs(local)
+        return next((j for j in jobs if j["job_id"] not in tried and j["parameters"]["video_id"] == video_id), None)
+
     while True:
-        job = wait_until(lambda: next((j for j in running_jobs(local) if j["job_id"] not in tried), None), "a job")
+        job = wait_until(untried, "a job")
         tried.add(job["job_id"])
+        # The ledger may still name a job that has just exited, and its pid may be another process's by now.
+        if not local.owns(job["pid"]):
+            continue
         try:
             os.kill(job["pid"], signal.SIGSTOP)
         except ProcessLookupError:
             continue
+        if not local.owns(job["pid"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job["pid"], signal.SIGCONT)
+            continue
         chunk, step = int(job["parameters"]["chunk"]), job["parameters"]["step"]
-        pos = [s["name"] for s in PROBE_STEPS].index(step)
+        pos = [s["name"] for s in steps].index(step)
         if status(local, video_id)["chunks"][chunk]["steps"][pos]["state"] != "done":
             return job
-        os.kill(job["pid"], signal.SIGCONT)  # done already: let it exit, take the next one
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job["pid"], signal.SIGCONT)  # done already: let it exit, take the next one
 
 
 def status(local: LocalEnv, video_id: str) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
     bootstrap_stack(session, config)
     batch, logs = session.client("batch"), session.client("logs")
     start = ["-m", "script_job"] if request.param == "hosted" else ["-c", JOB_SCRIPT]
-    batch.register_job_definition(
+    script = batch.register_job_definition(
         jobDefinitionName="script",
         type="container",
         containerProperties={
@@ -123,6 +123,7 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
         env=JobEnvironment(server.endpoint, "us-east-1", "t", {"DERBY_BATCH_ALLOW_CPU": "1"}),
         emit=lambda r: events.append((r.status, job_state_change(r, "123456789012", "us-east-1"))),
         on_interrupted=lambda r: None,
+        definitions=[script["jobDefinitionArn"]],
         host=host,
     )
     kicks.append(executor.kick)
@@ -198,3 +199,44 @@ def test_terminate_job_kills_the_job_and_fails_it_with_the_reason(harness: Harne
     harness.wait_for(job_id, "FAILED", timeout=10)
     assert harness.events[-1][1]["detail"]["statusReason"] == "cancelled by derby-batch cancel"
     assert pid is not None and not Path(f"/proc/{pid}").exists()
+
+
+def test_a_job_of_a_job_definition_the_stack_did_not_register_fails_and_never_runs(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Someone registers a job definition on the stack's server and submits a job of it to the stack's queue: the
+    executor runs only what the stack registered, and fails the job with a reason naming the definition."""
+    ran = tmp_path / "foreign-ran"
+    foreign = harness.batch.register_job_definition(
+        jobDefinitionName="foreign",
+        type="container",
+        containerProperties={
+            "image": "x",
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
+            "command": ["python", "-c", f"open({str(ran)!r}, 'w')"],
+        },
+    )["jobDefinitionArn"]
+    job_id = harness.batch.submit_job(jobName="intruder", jobQueue="t-cpu", jobDefinition="foreign")["jobId"]
+    record = harness.wait_for(job_id, "FAILED")
+    assert record.status_reason == (
+        f"job definition {foreign} was not registered by the local stack: its executor runs only the stack's own "
+        "job definitions"
+    )
+    assert [s for s, e in harness.events if e["detail"]["jobId"] == job_id] == ["FAILED"]  # never RUNNING
+    assert harness.events[-1][1]["detail"]["statusReason"] == record.status_reason
+    assert record.attempts == 0 and not ran.exists()
+    assert harness.wait_for(harness.submit("t-cpu", "own"), "SUCCEEDED")  # the stack's own still run
+
+
+def test_a_deleted_queue_is_reported_once_and_the_other_queue_is_still_served(
+    harness: Harness, capfd: pytest.CaptureFixture[str]
+) -> None:
+    harness.batch.delete_job_queue(jobQueue="t-gpu")
+    for _ in range(3):
+        harness.executor.discover()  # what every poll and kick does
+    harness.wait_for(harness.submit("t-cpu", "still"), "SUCCEEDED")
+    errors = [line for line in capfd.readouterr().err.splitlines() if "t-gpu" in line]
+    assert errors == [
+        "local executor: cannot list the jobs of queue t-gpu: Job queue t-gpu does not exist; its jobs do not run "
+        "until it is back (`derby-batch local up` creates the stack's queues when it starts)"
+    ]

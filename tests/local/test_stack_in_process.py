@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -15,8 +16,10 @@ from local_env import PROBE_STEPS, processes_with, wait_until
 
 from batch_jobs import schema
 from batch_jobs.pipeline import parse_pipeline, step_index
+from batch_jobs.store import deserialize, serialize
 from batch_jobs.submit import submit_file
 from cli.local.clips import sample_with_keyframes
+from cli.local.files import read_json, write_json
 from cli.local.ledger import JobRecord
 from cli.local.paths import LocalPaths
 from cli.local.runtime import LocalSettings, LocalStack, gpu_override
@@ -137,3 +140,64 @@ def test_gpu_jobs_run_on_the_cpu_with_their_share_of_the_cores() -> None:
     cores = len(os.sched_getaffinity(0))
     assert gpu_override(1) == {"DERBY_BATCH_ALLOW_CPU": "1", "DERBY_BATCH_CPUS": str(cores)}
     assert gpu_override(cores + 1)["DERBY_BATCH_CPUS"] == "1"  # never none
+
+
+def _edit_saved_items(data_dir: Path, table: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Change the items a stopped stack saved, as a snapshot taken a moment before a SIGKILL would have them."""
+    path = data_dir / "dynamodb" / f"{table}.json"
+    items = [deserialize(item) for item in read_json(path)]
+    for item in items:
+        edit(item)
+    write_json(path, [serialize(item) for item in items])
+
+
+def _edit_ledger(data_dir: Path, job_id: str, **fields: Any) -> None:
+    path = data_dir / "jobs" / f"{job_id}.json"
+    write_json(path, read_json(path) | fields)
+
+
+def test_start_reconciles_the_saved_steps_with_the_job_ledger_and_sweeps(
+    make_stack: Callable[..., LocalStack], clip: Path, tmp_path: Path
+) -> None:
+    """The items of a snapshot lag the ledger (written as jobs change): after a SIGKILL a step may still be `running`
+    under a job that succeeded, failed, or that nobody knows. On start each ends: a job whose end was not saved runs
+    again under its id, a failure is recorded with its reason, a lost job's step is retried with the next attempt."""
+    first = make_stack()
+    video_id = submit(first, clip, tmp_path / "work")
+    wait_until(lambda: video_state(first, video_id) == schema.DONE, "video done")
+    assert wait_idle(first, timeout=30)
+    jobs = {(k[1], k[2]): v[0] for k, v in step_jobs(first).items()}
+    table = first.config.table
+    first.stop()
+
+    succeeded, failed = jobs[("0", "summarize")].job_id, jobs[("2", "summarize")].job_id
+    data = tmp_path / "data"
+    _edit_ledger(data, failed, status="FAILED", exit_code=3, status_reason="Essential container in task exited")
+    job_of = {0: succeeded, 1: "job-moto-forgot", 2: failed}
+
+    def back_to_running(item: dict[str, Any]) -> None:
+        """Each chunk's last step `running` under `job_of[chunk]`, the video `running` without them counted."""
+        if item["sk"] == "video":
+            item["state"] = "running"
+            item.pop("chunks_done", None)
+            item.pop("finished_at", None)
+            return
+        index = int(item["sk"].removeprefix("chunk#"))
+        step = item["steps"][-1]
+        step.update(state="running", job_id=job_of[index])
+        for name in ("finished_at", "result", "metrics"):
+            step.pop(name, None)
+
+    _edit_saved_items(data, table, back_to_running)
+    second = make_stack()
+    wait_until(lambda: video_state(second, video_id) == schema.FAILED, "the video settled after the restart")
+    assert wait_idle(second, timeout=30)
+    chunks = second.store.chunks(video_id)
+    rerun = second.executor.ledger.get(succeeded)  # type: ignore[union-attr]
+    assert rerun is not None and rerun.status == "SUCCEEDED" and rerun.attempts == 2  # the same job, once more
+    assert (chunks[0].last.state, chunks[0].last.attempt, chunks[0].last.job_id) == ("done", 1, succeeded)
+    assert (chunks[1].last.state, chunks[1].last.attempt) == ("done", 2)  # its job was lost: the next attempt
+    assert chunks[2].last.state == "failed" and chunks[2].last.attempt == 1
+    assert chunks[2].last.error == f"job {failed} FAILED: Essential container in task exited"
+    video = second.store.get_video(video_id)
+    assert video.chunks_done == {0, 1} and video.chunks_failed == {2}
