@@ -16,7 +16,8 @@ from batch_jobs.config import STACK_ENV, StackConfig, parameter_name
 IMAGE = "derby-batch:latest"
 
 
-def _create_table(ddb: Any, table: str) -> str:
+def create_table(ddb: Any, table: str) -> str:
+    """The items table with its stream (what the router reads); returns the stream's ARN."""
     with contextlib.suppress(ddb.exceptions.ResourceInUseException):
         ddb.create_table(
             TableName=table,
@@ -94,12 +95,17 @@ def bootstrap_stack(session: Any, config: StackConfig) -> str:
             s3.create_bucket(Bucket=config.bucket, CreateBucketConfiguration={"LocationConstraint": config.region})
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
-    stream_arn = _create_table(session.client("dynamodb", region_name=config.region), config.table)
+    stream_arn = create_table(session.client("dynamodb", region_name=config.region), config.table)
     logs = session.client("logs", region_name=config.region)
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=config.log_group)
     _create_batch(session.client("batch", region_name=config.region), session.client("iam"), config)
-    session.client("ssm", region_name=config.region).put_parameter(
+    write_config(session.client("ssm", region_name=config.region), config)
+    return stream_arn
+
+
+def write_config(ssm: Any, config: StackConfig) -> None:
+    """Publish the stack's config where the router and the jobs read it (SSM `/derby-batch/<stack>/config`)."""
+    ssm.put_parameter(
         Name=parameter_name(config.stack), Value=json.dumps(config.to_json()), Type="String", Overwrite=True
     )
-    return stream_arn

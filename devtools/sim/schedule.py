@@ -9,7 +9,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -20,7 +20,7 @@ import boto3
 from batch_jobs import control, schema
 from batch_jobs import submit as submit_module
 from batch_jobs.batch import BatchClient
-from batch_jobs.bootstrap import bootstrap_stack
+from batch_jobs.bootstrap import bootstrap_stack, create_table, write_config
 from batch_jobs.config import default_config
 from batch_jobs.job import Job, JobArgs, JobEnv
 from batch_jobs.pipeline import parse_pipeline
@@ -83,6 +83,10 @@ class Wiring:
         self.router = Clients(self._hooked("dynamodb"), self._hooked("batch"), self._hooked("s3"))
         self.user = Clients(self._hooked("dynamodb"), self._hooked("batch"), self._hooked("s3"))
         self.jobs = JobClients({name: self._hooked(name) for name in ("ssm", "s3", "dynamodb", "batch")})
+        # One bucket, queues and job definitions for the worker's schedules; each schedule has its own table and
+        # stack name (so its own job names): bootstrapping those per schedule cost a third of a schedule.
+        self.base = default_config("simbase", REGION, pipeline=PIPELINE)
+        bootstrap_stack(self.session, self.base)
 
     @classmethod
     def get(cls) -> Wiring:
@@ -138,8 +142,9 @@ class World:
         wiring = Wiring.get()
         wiring.world = self
         stack = f"s{self.seed % 100000}{uuid.uuid4().hex[:4]}"
-        self.config = default_config(stack, REGION, pipeline=PIPELINE)
-        self.stream_arn = bootstrap_stack(wiring.session, self.config)
+        self.config = replace(wiring.base, stack=stack, table=f"{stack}-items")  # its own table, shared Batch
+        self.stream_arn = create_table(wiring.session.client("dynamodb"), self.config.table)
+        write_config(wiring.session.client("ssm"), self.config)
         self.s3 = wiring.session.client("s3")
         self.batch = SimBatch(wiring.raw_batch)
         self.user = wiring.user
