@@ -25,6 +25,9 @@ class Actor:
     body: Callable[[], Any]
     meta: dict[str, Any] = field(default_factory=dict)
     calls: int = 0  # AWS calls made so far (parked before each)
+    done_call: str = ""  # the operation of the last call it made, e.g. "SubmitJob"
+    next_call: str = ""  # the operation it is parked before
+    held: bool = False  # not scheduled until released (a job that Batch lost track of, still running somewhere)
     done: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -73,11 +76,12 @@ class Scheduler:
         while not actor.done:
             self.step(actor)
 
-    def park(self, **_: Any) -> None:
+    def park(self, model: Any, **_: Any) -> None:
         """The `before-call` hook: park the running actor (on its own thread only) before this call."""
         actor = self.current
         if actor is None or threading.current_thread() is not actor._thread:
             return
+        actor.done_call, actor.next_call = actor.next_call, model.name
         actor._back.release()
         actor._go.acquire()
         actor.calls += 1

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 KINDS = (
     "crash_router",  # an invocation dies between two AWS calls (the batch is delivered again)
+    "crash_after_submitjob",  # ... right after its SubmitJob, before the job id is recorded: the riskiest place
     "crash_job",  # a job's process dies between two AWS calls (Batch reports it FAILED)
     "crash_sweep",
     "crash_submit",
@@ -21,7 +22,7 @@ KINDS = (
     "submit_throttled",
     "submit_refused",  # SubmitJob refused for good (a queue gone)
     "job_exits_without_writing",
-    "job_vanishes",  # Batch forgets a running job: the sweep declares it lost; it finishes later
+    "job_vanishes",  # Batch loses a running job: the sweep declares it lost; it finishes after everything else
     "event_lost",
     "event_duplicated",
     "event_late",  # a Batch event delivered after later ones
@@ -37,6 +38,7 @@ class Profile:
     """Probabilities per opportunity (an actor's step, a record read, a job start, ...)."""
 
     crash: float = 0.04
+    crash_after_submitjob: float = 0.25
     record_fails: float = 0.03
     record_duplicated: float = 0.08
     record_delayed: float = 0.05

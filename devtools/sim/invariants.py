@@ -75,16 +75,17 @@ def failures_have_reasons(final: Final) -> list[str]:
 
 
 def no_orphan_jobs(final: Final) -> list[str]:
-    """A job that its chunk never recorded (a duplicate) does no work, and is not left queued or running: the one
-    still waiting when the faults stopped was terminated by the repairs."""
+    """A job that its chunk never recorded (a duplicate) does no work, and is not left in the queue: one still queued
+    when the faults stopped was terminated by the repairs before it could take a GPU. (One already running ends by
+    itself: its fencing check fails, and it writes nothing.)"""
     out = []
     for job in final.jobs.values():
         if job.job_id in final.owned:
             continue
         if any(what for what, _ in final.job_writes.get(job.job_id, [])):
             out.append(f"job {job.name} ({job.job_id}) was never recorded by its chunk, yet wrote")
-        if job.phase_at_heal in ("queued", "running") and job.terminated is None:
-            out.append(f"job {job.name} ({job.job_id}) was left {job.phase_at_heal} with no chunk owning it")
+        if job.phase_at_heal == "queued" and job.terminated is None:
+            out.append(f"job {job.name} ({job.job_id}) was left queued with no chunk owning it")
     return out
 
 

@@ -246,7 +246,10 @@ class World:
     def spawn_sweep(self, past_grace: bool) -> None:
         running = [j for j in self.batch.jobs.values() if j.phase == RUNNING and not j.vanished]
         if running and self.faults.draw("job_vanishes", self.faults.profile.job_vanishes):
-            self.rng.choice(running).vanished = True
+            lost = self.rng.choice(running)
+            lost.vanished = True
+            for actor in self.sched.live:
+                actor.held = actor.held or actor.meta.get("job") is lost  # it comes back once all else is over
         now = datetime.now(UTC) + (PAST_GRACE if past_grace else timedelta(0))
         self.note(f"sweep{' past the grace' if past_grace else ''}")
         self.sched.spawn(Actor("sweep", "sweep", lambda: sweep(self.router, now=now), {"past_grace": past_grace}))
@@ -294,6 +297,9 @@ class World:
             return None  # not yet at an AWS call
         p = self.faults.profile
         if actor.kind in ("stream", "event"):
+            after_submit = actor.done_call == "SubmitJob"
+            if after_submit and self.faults.draw("crash_after_submitjob", p.crash_after_submitjob):
+                return InvocationCrash()
             if self.faults.draw("crash_router", p.crash):
                 return InvocationCrash()
             if actor.kind == "stream" and self.faults.draw("record_fails", p.record_fails):
@@ -319,9 +325,11 @@ class World:
             self.delayed = []
 
     def finish_all(self) -> bool:
-        moved = bool(self.sched.live)
-        while self.sched.live:
-            self.advance(self.sched.live[0])
+        """Run every actor to its end, but the held ones (lost jobs come back only after the retries)."""
+        moved = False
+        while runnable := [a for a in self.sched.live if not a.held]:
+            self.advance(runnable[0])
+            moved = True
         return moved
 
     # -- phases ---------------------------------------------------------------------------------------------------
@@ -346,7 +354,8 @@ class World:
 
     def _tick(self) -> None:
         p = self.faults.profile
-        choices: list[tuple[float, Callable[[], None]]] = [(3.0, partial(self.advance, a)) for a in self.sched.live]
+        runnable = [a for a in self.sched.live if not a.held]
+        choices: list[tuple[float, Callable[[], None]]] = [(3.0, partial(self.advance, a)) for a in runnable]
         if self.queue and not any(a.kind == "stream" for a in self.sched.live):
             choices.append((3.0, self.spawn_delivery))
         queued = [j for j in self.batch.queued() if j.terminated is None]
@@ -370,11 +379,12 @@ class World:
 
     def heal(self) -> bool:
         """No more faults: run everything to its end, deliver everything, sweep, until a sweep finds nothing."""
+        if self.faults.on:
+            self.note("faults stop")
+            for job in self.batch.jobs.values():
+                job.hidden_until, job.phase_at_heal = 0, job.phase
         self.faults.on = False
-        self.note("faults stop: heal")
         self.batch.lag_ticks, self.batch.refuse_submit = 0, None
-        for job in self.batch.jobs.values():
-            job.hidden_until, job.phase_at_heal = 0, job.phase
         for _ in range(HEAL_ROUNDS):
             moved = self.finish_all()
             self.queue += self.delayed
@@ -419,7 +429,7 @@ class World:
                 self.read_stream()
                 if self.queue and self.rng.random() < 0.5 and not any(a.kind == "stream" for a in self.sched.live):
                     self.spawn_delivery()
-                others = [a for a in self.sched.live if a is not retry]
+                others = [a for a in self.sched.live if a is not retry and not a.held]
                 if others and self.rng.random() < 0.5:
                     self.advance(self.rng.choice(others))
                     continue
@@ -430,6 +440,15 @@ class World:
             if isinstance(retry.error, Killed):
                 self.heal()
                 self.sched.finish(self.spawn_retry(video.video_id))
+        self.heal()
+
+    def release_lost_jobs(self) -> None:
+        """The jobs Batch lost track of finish now, after the repairs and the retries: their writes must change
+        nothing that was recorded."""
+        for actor in self.sched.live:
+            if actor.held:
+                self.note(f"lost job {actor.name} comes back")
+                actor.held = False
         self.heal()
 
     def final(self) -> Final:
@@ -492,6 +511,7 @@ def run_schedule(seed: int, clip: Path, work: Path, profile: Profile | None = No
             healed = world.heal()
             if healed:
                 world.retry_failed()
+            world.release_lost_jobs()
         violations = check(world.final())
         if not healed:
             violations.append(("no_video_stuck", f"the repairs did not settle within {HEAL_ROUNDS} rounds"))
