@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench clean
+.PHONY: install demo test lint unit bench simulate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(STAMP)
 	$(BIN)/derby-batch bench
 	$(BIN)/python -m devtools.router_bench
 	$(BIN)/python -m devtools.local_bench
+
+# The fault-injecting simulation of the whole pipeline: 500 seeded schedules (`make test` runs a few of them).
+simulate: $(STAMP)
+	$(BIN)/python -m devtools.sim
 
 clean:
 	rm -rf $(VENV) derby-output .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 
+from devtools.sim.invariants import INVARIANTS
 from devtools.sim.plants import PLANTS
 from devtools.sim.runner import simulate, trace
 
@@ -24,13 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="replay this one seed")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--plant", choices=sorted(PLANTS), help="run with this safeguard patched out")
+    parser.add_argument("--until", choices=list(INVARIANTS), help="stop at the first schedule that violates it")
     parser.add_argument("--trace", action="store_true", help="with --seed: print what happened, step by step")
     args = parser.parse_args(argv)
     if args.trace and args.seed is not None:
         return trace(args.seed, args.plant)
     seeds = [args.seed] if args.seed is not None else list(range(args.first, args.first + args.schedules))
     started = time.monotonic()
-    summary = simulate(seeds, min(args.workers, len(seeds)), args.plant)
+    summary = simulate(seeds, min(args.workers, len(seeds)), args.plant, args.until)
     summary["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(summary))
     return 1 if summary["violations"] else 0

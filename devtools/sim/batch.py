@@ -99,6 +99,8 @@ class SimBatch:
         sim = self.jobs.get(params["jobId"])
         if sim is not None and sim.terminated is None:
             sim.terminated = str(params.get("reason", "terminated"))
+            if sim.phase == RUNNING:  # Batch stops its container; the actor dies at its next step
+                sim.status, sim.reason = JOB_FAILED, sim.terminated
 
     def end(self, sim: SimJob, succeeded: bool, reason: str = "") -> None:
         sim.phase, sim.reason = ENDED, reason

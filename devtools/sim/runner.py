@@ -70,13 +70,17 @@ def run_one(seed: int) -> dict[str, Any]:
     }
 
 
-def simulate(seeds: list[int], workers: int, plant: str | None, out: Any = sys.stdout) -> dict[str, Any]:
+def simulate(
+    seeds: list[int], workers: int, plant: str | None, until: str | None = None, out: Any = sys.stdout
+) -> dict[str, Any]:
+    """Run the seeds; with `until`, stop at the first schedule that violates that invariant."""
     faults: Counter[str] = Counter({kind: 0 for kind in KINDS})
-    videos = chunks = violations = 0
+    videos = chunks = violations = schedules = 0
     caught: Counter[str] = Counter()
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_start_worker, initargs=(plant,)) as pool:
         for result in pool.imap_unordered(run_one, seeds):
+            schedules += 1
             videos += result["videos"]
             chunks += result["chunks"]
             faults.update(result["faults"])
@@ -85,8 +89,10 @@ def simulate(seeds: list[int], workers: int, plant: str | None, out: Any = sys.s
                 caught[invariant] += 1
                 replay = f"python -m devtools.sim --seed {result['seed']}" + (f" --plant {plant}" if plant else "")
                 print(f"seed {result['seed']}: {invariant}: {line}  (replay: {replay})", file=out, flush=True)
+            if until is not None and caught[until]:
+                break
     return {
-        "schedules": len(seeds),
+        "schedules": schedules,
         "videos": videos,
         "chunks": chunks,
         "faults": dict(faults),
