@@ -1,7 +1,8 @@
 """Build the router Lambda zip: ``python -m router.package OUT.zip``.
 
-The zip holds the ``router`` and ``batch_jobs`` sources from this checkout plus AWS Lambda Powertools and its two
-small runtime requirements, copied from the installed site-packages. It never holds TensorFlow, the detector or boto3
+The zip holds the modules of this checkout that the handler imports, found by following its imports (not the job, the
+split or the benches: they never run in the Lambda), plus AWS Lambda Powertools and its two small runtime requirements,
+copied from the installed site-packages. It never holds TensorFlow, the detector or boto3
 (the Lambda runtime ships boto3). Entries are sorted and carry a fixed timestamp and mode, so the same sources always
 give the same bytes: the deploy playbook compares the zip's hash and leaves the Lambda alone when nothing changed.
 
@@ -11,6 +12,7 @@ This module must not import the router or the job code: it only reads files.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import importlib.metadata
 import sys
@@ -42,18 +44,57 @@ def _wanted(parts: tuple[str, ...]) -> bool:
     return PurePosixPath(parts[-1]).suffix not in SKIPPED_SUFFIXES
 
 
+HANDLER = "router.handler"
+"""The Lambda's entry module: the zip holds it and what it imports from ``SOURCE_PACKAGES``."""
+
+PACKAGE_DATA = {"batch_jobs": ("pipeline.json",)}
+"""Data files the imported modules read."""
+
+
+def _imports(path: Path, module: str) -> Iterator[str]:
+    """Modules one file imports (absolute and relative, at any depth: a lazy import runs in the Lambda too)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+
+
+def lambda_modules(root: Path = ROOT, entry: str = HANDLER) -> dict[str, Path]:
+    """Every module of ``SOURCE_PACKAGES`` that ``entry`` needs, with its packages' ``__init__.py``: module -> file."""
+    found: dict[str, Path] = {}
+    todo = [entry]
+    while todo:
+        module = todo.pop()
+        if module in found or module.split(".")[0] not in SOURCE_PACKAGES:
+            continue
+        base = root.joinpath(*module.split("."))
+        path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+        if not path.is_file():
+            continue  # `from package import name` where name is not a module
+        found[module] = path
+        parents = module.split(".")[:-1]
+        todo += [".".join(parents[: i + 1]) for i in range(len(parents))]
+        todo += list(_imports(path, module))
+    return found
+
+
 def source_files(root: Path = ROOT) -> Iterator[tuple[str, Path]]:
-    """Yield ``(archive name, file)`` for the repository's own packages."""
+    """Yield ``(archive name, file)`` for the modules the handler needs and their data files."""
     for package in SOURCE_PACKAGES:
-        base = root / package
-        if not base.is_dir():
-            raise FileNotFoundError(f"package directory not found: {base}")
-        for path in base.rglob("*"):
-            if not path.is_file():
-                continue
-            relative = path.relative_to(root)
-            if _wanted(relative.parts):
-                yield relative.as_posix(), path
+        if not (root / package).is_dir():
+            raise FileNotFoundError(f"package directory not found: {root / package}")
+    for path in lambda_modules(root).values():
+        yield path.relative_to(root).as_posix(), path
+    for package, files in PACKAGE_DATA.items():
+        for name in files:
+            yield f"{package}/{name}", root / package / name
 
 
 def distribution_files(names: Iterable[str] = DISTRIBUTIONS) -> Iterator[tuple[str, Path]]:

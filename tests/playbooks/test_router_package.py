@@ -34,6 +34,9 @@ def test_zip_has_the_router_the_job_contract_and_powertools_but_no_heavy_package
     assert "batch_jobs/pipeline.json" in entries
     assert tops.isdisjoint({"tensorflow", "detector", "boto3", "botocore", "numpy", "cv2", "cli", "tests"})
     assert not [n for n in entries if "__pycache__" in n or n.endswith(".pyc")]
+    # Only what the handler runs: not the job, the split, the merge or the zip builder itself.
+    for absent in ("batch_jobs/job.py", "batch_jobs/split.py", "batch_jobs/merge.py", "router/package.py"):
+        assert absent not in entries
     with zipfile.ZipFile(tmp_path / "router.zip") as archive:
         infos = archive.infolist()
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
@@ -79,3 +82,22 @@ def test_playbook_modules_render_their_documentation() -> None:
     for name in modules:
         assert name.upper() in completed.stdout or name in completed.stdout
     assert "RETURN VALUES" in completed.stdout
+
+
+def test_the_handler_imports_from_the_zip_alone(tmp_path: Path) -> None:
+    """Unpacked, with the checkout out of reach and the heavy packages blocked, the handler still imports."""
+    build(tmp_path / "router.zip")
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(tmp_path / "router.zip") as archive:
+        archive.extractall(unpacked)
+    blocked = ("av", "numpy", "cv2", "tensorflow", "detector", "cli", "matplotlib")
+    code = (
+        "import sys\n"
+        f"sys.path = [{str(unpacked)!r}] + [p for p in sys.path if 'packages' in p or p.startswith(sys.base_prefix)]\n"
+        f"sys.modules.update(dict.fromkeys({blocked!r}))\n"
+        "import router.handler, router.sweep\n"
+        "print(router.handler.__file__)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().startswith(str(unpacked))
