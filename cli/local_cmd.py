@@ -17,10 +17,11 @@ from rich.console import Console
 from rich.live import Live
 
 from batch_jobs import schema
+from batch_jobs.lifecycle import JOB_FAILED, JOB_FINISHED
 from batch_jobs.pipeline import load_pipeline
 from cli.local.errors import LocalStackError
 from cli.local.instance import find_running
-from cli.local.ledger import FINISHED, JobRecord, Ledger
+from cli.local.ledger import JobRecord, Ledger
 from cli.local.paths import OUTPUT_ROOT, LocalPaths
 
 DEFAULT_PORT = 4599
@@ -30,7 +31,7 @@ local_app = typer.Typer(help="The embedded local stack: the whole pipeline on th
 
 
 def _job_line(record: JobRecord) -> None:
-    detail = f" (exit {record.exit_code}: {record.status_reason})" if record.status == "FAILED" else ""
+    detail = f" (exit {record.exit_code}: {record.status_reason})" if record.status == JOB_FAILED else ""
     console.print(f"job {record.job_name} attempt {record.attempts}: {record.status}{detail}")
 
 
@@ -101,7 +102,7 @@ def status() -> None:
     for record in records:
         counts[record.status] = counts.get(record.status, 0) + 1
     summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "no jobs"
-    unfinished = sum(1 for r in records if r.status not in FINISHED)
+    unfinished = sum(1 for r in records if r.status not in JOB_FINISHED)
     console.print(
         f"local stack {where}; state in {paths.root}; jobs: {summary}"
         + (f" ({unfinished} resume on the next start)" if unfinished and not running else "")

@@ -11,7 +11,8 @@ import time
 import uuid
 from typing import Any
 
-from cli.local.ledger import FINISHED, JobRecord
+from batch_jobs.lifecycle import JOB_FINISHED
+from cli.local.ledger import JobRecord
 
 
 def iso_now() -> str:
@@ -35,10 +36,10 @@ def record_of(job: dict[str, Any], status: str, reason: str = "", exit_code: int
         parameters=dict(job.get("parameters") or {}),
         created_at=int(job.get("createdAt", 0)),
         status=status,
-        stopped_at=int(time.time() * 1000) if status in FINISHED else None,
+        stopped_at=int(time.time() * 1000) if status in JOB_FINISHED else None,
         exit_code=exit_code,
         status_reason=reason,
-        history=history if status in FINISHED else [],
+        history=history if status in JOB_FINISHED else [],
     )
 
 
@@ -69,7 +70,7 @@ def job_state_change(record: JobRecord, account: str, region: str) -> dict[str, 
     }
     if record.started_at is not None:
         detail["startedAt"] = record.started_at
-    if record.status in FINISHED:
+    if record.status in JOB_FINISHED:
         detail["stoppedAt"] = record.stopped_at
         detail["statusReason"] = record.status_reason or ""
     return {

@@ -24,10 +24,11 @@ from typing import IO, Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from batch_jobs.lifecycle import JOB_FAILED, JOB_FINISHED, JOB_RUNNABLE, JOB_RUNNING, JOB_SUCCEEDED
 from cli.local.guard import guarded_popen
 from cli.local.job_host import JobHost, module_command
 from cli.local.job_logs import JobLog
-from cli.local.ledger import FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, JobRecord, Ledger
+from cli.local.ledger import JobRecord, Ledger
 from cli.local.paths import LocalPaths
 
 # The stack's server kicks discovery after each SubmitJob and TerminateJob, whoever sent it (the router, or `submit
@@ -159,9 +160,9 @@ class JobExecutor:
     def start(self) -> None:
         """Run what the ledger left queued; fail what was running when the stack stopped, as a lost host would."""
         for record in self.ledger.all():
-            if record.status == QUEUED:
+            if record.status == JOB_RUNNABLE:
                 self._todo[record.job_queue].put(record.job_id)
-            elif record.status == RUNNING:
+            elif record.status == JOB_RUNNING:
                 self._finish(record, None, INTERRUPTED_REASON)
                 try:
                     self._on_interrupted(record)
@@ -194,7 +195,7 @@ class JobExecutor:
 
     def busy(self) -> bool:
         """True while a job is queued or running: the stack is not idle yet."""
-        return any(r.status not in FINISHED for r in self.ledger.all())
+        return any(r.status not in JOB_FINISHED for r in self.ledger.all())
 
     def discover(self) -> list[str]:
         """New job ids on the stack's queues, recorded in the ledger and queued to run."""
@@ -214,7 +215,7 @@ class JobExecutor:
                     self._finish(found, None, refusal)
         for job_id in new:
             record = self.ledger.get(job_id)
-            if record is not None and record.status == QUEUED and not self._stopping.is_set():
+            if record is not None and record.status == JOB_RUNNABLE and not self._stopping.is_set():
                 self._todo[record.job_queue].put(job_id)
         return new
 
@@ -316,7 +317,12 @@ class JobExecutor:
         while (job_id := self._todo[queue_name].get()) is not None:
             record = self.ledger.get(job_id)
             with self._procs_lock:
-                if record is None or record.status != QUEUED or job_id in self._started or self._stopping.is_set():
+                if (
+                    record is None
+                    or record.status != JOB_RUNNABLE
+                    or job_id in self._started
+                    or self._stopping.is_set()
+                ):
                     continue
                 self._started.add(job_id)
             try:
@@ -330,7 +336,7 @@ class JobExecutor:
                 self._run(record)
 
     def _run(self, record: JobRecord) -> None:
-        record.status, record.attempts, record.started_at = RUNNING, record.attempts + 1, now_ms()
+        record.status, record.attempts, record.started_at = JOB_RUNNING, record.attempts + 1, now_ms()
         record.exit_code = record.stopped_at = record.status_reason = None
         workdir = self._paths.work / record.job_id
         workdir.mkdir(parents=True, exist_ok=True)
@@ -380,7 +386,7 @@ class JobExecutor:
             record.exit_code = container["exitCode"] = returncode if returncode >= 0 else 128 - returncode
         if returncode is not None and returncode < 0:
             container["reason"] = f"job process killed by {signal.Signals(-returncode).name}"
-        record.status = SUCCEEDED if returncode == 0 else FAILED
+        record.status = JOB_SUCCEEDED if returncode == 0 else JOB_FAILED
         record.stopped_at = now_ms()
         record.pid = None
         record.status_reason = None if returncode == 0 else reason

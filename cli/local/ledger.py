@@ -11,13 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batch_jobs.lifecycle import JOB_RUNNABLE
 from cli.local.files import read_json, write_json
-
-QUEUED = "RUNNABLE"
-RUNNING = "RUNNING"
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
-FINISHED = (SUCCEEDED, FAILED)
 
 
 @dataclass
@@ -35,7 +30,7 @@ class JobRecord:
     parameters: dict[str, str]
     created_at: int
     gpu: bool = False
-    status: str = QUEUED
+    status: str = JOB_RUNNABLE  # the statuses are Batch's own (batch_jobs/lifecycle.py)
     attempts: int = 0
     pid: int | None = None
     started_at: int | None = None

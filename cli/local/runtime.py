@@ -23,6 +23,7 @@ from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import StackConfig, default_config
 from batch_jobs.errors import PipelineError
 from batch_jobs.job import ALLOW_CPU_ENV
+from batch_jobs.lifecycle import JOB_FAILED, JOB_FINISHED, JOB_RUNNABLE, JOB_SUCCEEDED
 from batch_jobs.pipeline import Pipeline, load_pipeline, step_index
 from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem
 from batch_jobs.store import Conflict, Store
@@ -33,7 +34,7 @@ from cli.local.instance import InstanceLock
 from cli.local.job_host import JobHost
 from cli.local.job_logs import restore_logs
 from cli.local.lambda_context import LambdaContext
-from cli.local.ledger import FAILED, FINISHED, QUEUED, SUCCEEDED, JobRecord, Ledger
+from cli.local.ledger import JobRecord, Ledger
 from cli.local.paths import LocalPaths
 from cli.local.server import MotoServer, Notices
 from cli.local.snapshot import Snapshot
@@ -119,7 +120,7 @@ class LedgerBatch(BatchClient):
     def find_job(self, spec: JobSpec) -> str | None:
         """A job of this name the ledger still has to run (moto forgot it when the stack stopped), else moto's."""
         for record in self._ledger.all():
-            if record.job_name == spec.name and record.job_queue == spec.queue and record.status not in FINISHED:
+            if record.job_name == spec.name and record.job_queue == spec.queue and record.status not in JOB_FINISHED:
                 return record.job_id
         return super().find_job(spec)
 
@@ -296,10 +297,10 @@ class LocalStack:
             for w in watched:
                 info = jobs.get(w.job_id)
                 if info is not None and (
-                    info.status == SUCCEEDED or (info.status == FAILED and info.reason == INTERRUPTED_REASON)
+                    info.status == JOB_SUCCEEDED or (info.status == JOB_FAILED and info.reason == INTERRUPTED_REASON)
                 ):
                     self._rerun(w)
-                elif info is not None and info.status == FAILED and w.split:  # the sweep looks at chunks only
+                elif info is not None and info.status == JOB_FAILED and w.split:  # the sweep looks at chunks only
                     self._fail_split(w, info)
             with self._router_lock:
                 report = sweep(Router(self.config, self.store, batch))
@@ -340,7 +341,7 @@ class LocalStack:
         record = self.executor.ledger.get(w.job_id)
         if record is None:
             return
-        record.status, record.pid, record.exit_code, record.status_reason = QUEUED, None, None, None
+        record.status, record.pid, record.exit_code, record.status_reason = JOB_RUNNABLE, None, None, None
         self.executor.ledger.save(record)  # `executor.start` queues it
         what = "the split" if w.split else f"{record.parameters.get('step')} of chunk {w.index}"
         self._log(f"re-running job {w.job_id} ({what} of {w.video_id}): its end was not saved before the stack stopped")
@@ -350,7 +351,7 @@ class LocalStack:
         change = JobStateChange(
             job_id=w.job_id,
             job_name=info.name,
-            status=FAILED,
+            status=JOB_FAILED,
             reason=info.reason,
             exit_code=None,
             step=self.config.pipeline[0].name,
