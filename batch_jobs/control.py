@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batch_jobs import schema
-from batch_jobs.batch import BatchClient, JobSpec
+from batch_jobs.batch import JobSpec
 from batch_jobs.config import StackConfig
 from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, VideoItem
+from batch_jobs.stack import Stack
 from batch_jobs.store import Conflict, Store
 
 
@@ -84,14 +85,14 @@ def split_spec(config: StackConfig, video_id: str, attempt: int) -> JobSpec:
     return JobSpec(config.stack, queue, definition, video_id, 0, first.name, attempt)
 
 
-def submit_split(store: Store, batch: BatchClient, config: StackConfig, video_id: str, attempt: int) -> str:
+def submit_split(stack: Stack, video_id: str, attempt: int) -> str:
     """Submit the split job of a `submitted` video. A refused SubmitJob fails the video with the reason (a crash
     before it leaves the video to the sweep): nothing else would ever settle a `submitted` video without a job."""
     try:
-        return batch.submit(split_spec(config, video_id, attempt))
+        return stack.batch.submit(split_spec(stack.config, video_id, attempt))
     except (ClientError, BotoCoreError) as exc:
         reason = f"cannot submit the split job: {' '.join(str(exc).split())}"
-        store.fail_split(video_id, None, reason, attempt)
+        stack.store.fail_split(video_id, None, reason, attempt)
         raise PipelineError(f"{reason} (video {video_id} failed)") from None
 
 
@@ -100,17 +101,17 @@ def split_failed(video: VideoItem) -> bool:
     return video.state == schema.FAILED and video.chunk_count == 0 and video.source.startswith("s3://")
 
 
-def retry_split(store: Store, batch: BatchClient, config: StackConfig, video: VideoItem) -> str | None:
+def retry_split(stack: Stack, video: VideoItem) -> str | None:
     """Split a failed S3 video again as the next attempt (jobs of earlier attempts are fenced out); returns the new
     job's id, or None when another retry got there first."""
-    if isinstance(store.retry_split(video.video_id, video.split_attempt), Conflict):
+    if isinstance(stack.store.retry_split(video.video_id, video.split_attempt), Conflict):
         return None
-    return submit_split(store, batch, config, video.video_id, video.split_attempt + 1)
+    return submit_split(stack, video.video_id, video.split_attempt + 1)
 
 
-def cancel(store: Store, batch: BatchClient, video_id: str) -> Changed:
+def cancel(stack: Stack, video_id: str) -> Changed:
     """Stop a video: no step is claimed after this, active steps become `cancelled`, their jobs are terminated."""
-    cancelled, jobs = [], []
+    store, cancelled, jobs = stack.store, [], []
     for item in _selected(store, video_id, None):
         flagged = store.flag_cancelled(video_id, item.index)
         if isinstance(flagged, Conflict):
@@ -120,7 +121,7 @@ def cancel(store: Store, batch: BatchClient, video_id: str) -> Changed:
         if last.state in schema.ACTIVE and not isinstance(store.mark_cancelled(video_id, item.index, pos), Conflict):
             cancelled.append(item.index)
             if last.job_id:
-                batch.terminate(last.job_id, "cancelled by derby-batch cancel")
+                stack.batch.terminate(last.job_id, "cancelled by derby-batch cancel")
                 jobs.append(last.job_id)
     store.set_video_state(video_id, schema.CANCELLED)
     return Changed(tuple(cancelled), tuple(jobs))

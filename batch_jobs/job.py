@@ -23,6 +23,7 @@ from batch_jobs.config import StackConfig, load_config, stack_name
 from batch_jobs.errors import PipelineError
 from batch_jobs.pipeline import step_index
 from batch_jobs.schema import ChunkItem, ResultRef, VideoItem
+from batch_jobs.stack import Stack
 from batch_jobs.store import Conflict, Store
 from batch_jobs.submit import split_s3_source
 
@@ -130,7 +131,7 @@ class Job:
             return 0
         try:
             with tempfile.TemporaryDirectory(prefix="derby-split-") as tmp:
-                fields = split_s3_source(self.s3, store, config, VideoItem.from_item(started), Path(tmp))
+                fields = split_s3_source(self._stack(config, store), VideoItem.from_item(started), Path(tmp))
         except Exception as exc:
             reason = one_line(exc)
             store.fail_split(video_id, job_id, reason, self.args.attempt)
@@ -139,12 +140,15 @@ class Job:
         finished = store.finish_split(video_id, job_id, fields)
         if isinstance(finished, Conflict):
             # Cancelled while splitting: the chunks written meanwhile must not walk.
-            control.cancel(store, BatchClient(self.session.client("batch")), video_id)
+            control.cancel(self._stack(config, store), video_id)
             print(f"video {video_id} was cancelled while splitting; its chunks are cancelled", file=sys.stderr)
             return EXIT_FAILED
         control.settle(store, VideoItem.from_item(finished))  # chunks that finished before the video was running
         print(f"done: split {video_id} into {fields['chunk_count']} chunks")
         return 0
+
+    def _stack(self, config: StackConfig, store: Store) -> Stack:
+        return Stack(config, store, BatchClient(self.session.client("batch")), self.s3, None)
 
     def _work(self, config: StackConfig, chunk: ChunkItem, pos: int) -> tuple[ResultRef, dict[str, Any]]:
         step = config.pipeline[pos]

@@ -22,11 +22,11 @@ from typing import Any, NoReturn
 from boto3.s3.transfer import TransferConfig
 
 from batch_jobs import control, layout, schema
-from batch_jobs.batch import BatchClient
 from batch_jobs.config import StackConfig
 from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
 from batch_jobs.split import ChunkFile, SourceInfo, open_video, split_video
+from batch_jobs.stack import Stack
 from batch_jobs.store import Conflict, Store, now_iso
 
 TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20)
@@ -71,9 +71,7 @@ def register_video(store: Store, name: str, video_for: Callable[[str], VideoItem
 
 
 def upload_chunks(
-    s3: Any,
-    store: Store,
-    config: StackConfig,
+    stack: Stack,
     video_id: str,
     chunks: Sequence[ChunkFile],
     options: Mapping[str, Any],
@@ -81,6 +79,7 @@ def upload_chunks(
     write_items: bool = True,
 ) -> list[ChunkItem]:
     """Upload each chunk (multipart above 64 MiB) and, with `write_items`, write its item once."""
+    s3, store, config = stack.s3, stack.store, stack.config
     items = []
     for chunk in chunks:
         key = layout.chunk_key(video_id, chunk.index, chunk.path.suffix)
@@ -131,9 +130,7 @@ def _video(
 
 
 def submit_file(
-    s3: Any,
-    store: Store,
-    config: StackConfig,
+    stack: Stack,
     path: Path,
     work_dir: Path,
     chunk_seconds: float = 30.0,
@@ -145,6 +142,7 @@ def submit_file(
     The video item comes first (`submitted`, conditional on its id being free), so nothing is uploaded under an id
     another submit owns; the upload and the items then mark its progress, so the sweep tells a slow submit from an
     interrupted one. A video the sweep failed meanwhile stops the submit with one line."""
+    store, config = stack.store, stack.config
     info, chunks = split_video(path, work_dir, chunk_seconds)
     video = register_video(
         store,
@@ -165,7 +163,7 @@ def submit_file(
             if not store.mark_progress(video_id):
                 _stopped(store, video_id)
 
-    items = upload_chunks(s3, store, config, video_id, chunks, options or {}, progress, write_items=False)
+    items = upload_chunks(stack, video_id, chunks, options or {}, progress, write_items=False)
     if not store.put_chunks(video_id, items):
         _stopped(store, video_id)
     started = store.start_video(video_id)
@@ -197,10 +195,7 @@ def check_source(s3: Any, source: str) -> None:
 
 
 def submit_s3(
-    s3: Any,
-    store: Store,
-    batch: BatchClient,
-    config: StackConfig,
+    stack: Stack,
     uri: str,
     chunk_seconds: float = 30.0,
     options: Mapping[str, Any] | None = None,
@@ -208,21 +203,23 @@ def submit_s3(
     """Register an S3 video and submit its split as a CPU job of the pipeline's first step. A refused SubmitJob
     fails the video with the reason; a crash before it leaves a `submitted` video without a job, which the sweep
     fails."""
-    size = _s3_size(s3, uri)
+    store, config = stack.store, stack.config
+    size = _s3_size(stack.s3, uri)
     name = PurePosixPath(layout.parse_s3_uri(uri)[1]).name
     video_options = {**(options or {}), CHUNK_SECONDS_OPTION: chunk_seconds}
     video_id = register_video(
         store, name, lambda vid: _video(vid, name, uri, config, schema.SUBMITTED, None, 0, video_options, size)
     ).video_id
     try:
-        control.submit_split(store, batch, config, video_id, 1)
+        control.submit_split(stack, video_id, 1)
     except PipelineError as exc:
         raise PipelineError(f"{uri}: {exc}") from None
     return Submitted(video_id, name, 0, 0, 0.0)
 
 
-def split_s3_source(s3: Any, store: Store, config: StackConfig, video: VideoItem, work_dir: Path) -> dict[str, Any]:
+def split_s3_source(stack: Stack, video: VideoItem, work_dir: Path) -> dict[str, Any]:
     """The split job's work: download the source, split, upload, write chunk items; returns the video's new fields."""
+    s3 = stack.s3
     bucket, key = layout.parse_s3_uri(video.source)
     source = work_dir / PurePosixPath(key).name
     try:
@@ -233,5 +230,5 @@ def split_s3_source(s3: Any, store: Store, config: StackConfig, video: VideoItem
         ) from None
     options = {k: v for k, v in video.options.items() if k != CHUNK_SECONDS_OPTION}
     info, chunks = split_video(source, work_dir / "chunks", float(video.options.get(CHUNK_SECONDS_OPTION, 30.0)))
-    upload_chunks(s3, store, config, video.video_id, chunks, options)
+    upload_chunks(stack, video.video_id, chunks, options)
     return {"duration": info.duration, "fps": info.fps, "chunk_count": len(chunks)}

@@ -130,7 +130,7 @@ def demo(
     out.print(f"sample: {clip} ({spec.width}x{spec.height}, {seconds:g} s, {spec.people} people; truth in {truth})")
     stack = open_stack(LOCAL_STACK)
     with tempfile.TemporaryDirectory(prefix="derby-split-") as tmp:
-        submitted = submit_file(stack.s3, stack.store, stack.config, clip, Path(tmp), chunk_seconds)
+        submitted = submit_file(stack, clip, Path(tmp), chunk_seconds)
     out.print(f"submitted {submitted.video_id}: {submitted.chunks} chunks, {submitted.frames} frames")
     with Live(console=out, auto_refresh=False) as live:
         while True:

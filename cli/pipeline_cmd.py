@@ -27,9 +27,10 @@ from batch_jobs.batch import JobInfo
 from batch_jobs.errors import PipelineError
 from batch_jobs.merge import MergedResults, merge_results, plot_people, write_document
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
+from batch_jobs.stack import Stack
 from batch_jobs.submit import Submitted, check_source, submit_file, submit_s3
 from cli.app import keep_for_error_json
-from cli.stack import Stack, open_stack
+from cli.stack import open_stack
 
 console = Console()
 err_console = Console(stderr=True)
@@ -70,9 +71,7 @@ def _submit_one(stack: Stack, video: Path, chunk_seconds: float, options: dict[s
     ):
         task = progress.add_task(f"upload {video.name}", total=video.stat().st_size if video.is_file() else None)
         return submit_file(
-            stack.s3,
-            stack.store,
-            stack.config,
+            stack,
             video,
             Path(tmp),
             chunk_seconds,
@@ -110,7 +109,7 @@ def submit(
     done: list[Submitted] = []
     for v in videos:
         s = (
-            submit_s3(stack.s3, stack.store, stack.batch, stack.config, v, seconds, options)
+            submit_s3(stack, v, seconds, options)
             if v.startswith("s3://")
             else _submit_one(stack, Path(v), seconds, options)
         )
@@ -370,7 +369,7 @@ def retry(
     stack = open_stack(stack_name)
     video = stack.store.get_video(video_id)
     if chunk is None and control.split_failed(video):
-        job_id = control.retry_split(stack.store, stack.batch, stack.config, video)
+        job_id = control.retry_split(stack, video)
         console.print(
             f"retrying the split (attempt {video.split_attempt + 1}): job {job_id}"
             if job_id
@@ -395,7 +394,7 @@ def cancel(
     if video.state in schema.FINAL:
         console.print(f"{video_id} is already {video.state}: nothing to cancel", highlight=False)
         return
-    changed = control.cancel(stack.store, stack.batch, video_id)
+    changed = control.cancel(stack, video_id)
     console.print(f"cancelled {len(changed.chunks)} chunk(s), terminated {len(changed.jobs)} job(s)")
 
 

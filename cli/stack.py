@@ -7,36 +7,11 @@ The choice between a deployed stack and the embedded local stack is `cli.local.s
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
 
 import boto3
 
-from batch_jobs.batch import BatchClient
-from batch_jobs.config import StackConfig, load_config
 from batch_jobs.errors import PipelineError
-from batch_jobs.store import Store
-
-
-@dataclass(frozen=True)
-class Stack:
-    config: StackConfig
-    store: Store
-    batch: BatchClient
-    s3: Any
-    logs: Any
-
-
-def connect(session: Any, stack: str) -> Stack:
-    """A stack's clients, in the region its config names."""
-    config = load_config(session.client("ssm"), stack)
-
-    def client(name: str) -> Any:
-        return session.client(name, region_name=config.region)
-
-    return Stack(
-        config, Store(client("dynamodb"), config.table), BatchClient(client("batch")), client("s3"), client("logs")
-    )
+from batch_jobs.stack import Stack, connect
 
 
 def open_stack(explicit: str | None = None) -> Stack:

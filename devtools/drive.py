@@ -9,8 +9,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from batch_jobs.batch import BatchClient
 from batch_jobs.config import StackConfig
 from batch_jobs.job import Job, JobArgs, JobEnv
+from batch_jobs.stack import Stack
 from batch_jobs.store import Store
 from cli.local.events import job_state_change, record_of
 from cli.local.lambda_context import InvocationCrash, LambdaContext
@@ -84,6 +86,12 @@ class World:
     @property
     def store(self) -> Store:
         return Store(self.session.client("dynamodb"), self.config.table)
+
+    @property
+    def stack(self) -> Stack:
+        """The stack as a user's command holds it (the test's own clients)."""
+        client = self.session.client
+        return Stack(self.config, self.store, BatchClient(client("batch")), client("s3"), client("logs"))
 
     def poller(self, settings: MappingSettings = SYNC_MAPPING) -> StreamPoller:
         """The stream delivery in its synchronous mode (one per World and settings, so shard positions persist)."""

@@ -72,8 +72,7 @@ def time_local(clip: Path, settings: LocalSettings, chunk_seconds: float) -> Loc
     try:
         ready = time.monotonic()
         jobs_cpu, self_cpu = cpu_seconds(resource.RUSAGE_CHILDREN), cpu_seconds(resource.RUSAGE_SELF)
-        s3 = stack.session_client("s3")
-        submitted = submit_file(s3, stack.store, stack.config, clip, settings.paths.root / "split", chunk_seconds)
+        submitted = submit_file(stack.clients(), clip, settings.paths.root / "split", chunk_seconds)
         while stack.store.get_video(submitted.video_id).state in schema.ACTIVE:
             time.sleep(WAIT_POLL_SECONDS)
         if stack.store.get_video(submitted.video_id).state != schema.DONE:

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def calls_per_chunk_step(clip: Path, chunk_seconds: float) -> dict[str, Any]:
         handler.set_router(router)
         router_calls = count_calls([router.store.client, router.batch.client])
         with tempfile.TemporaryDirectory() as tmp:
-            submitted = submit_file(world.session.client("s3"), world.store, config, clip, Path(tmp), chunk_seconds)
+            submitted = submit_file(replace(world.stack, config=config), clip, Path(tmp), chunk_seconds)
         job_calls = count_calls([world.jobs_session.client(n) for n in ("ssm", "s3", "dynamodb")])
         world.pump()
         handler.set_router(None)

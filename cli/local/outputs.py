@@ -9,9 +9,9 @@ from typing import Any
 
 from batch_jobs.actions import people_per_second
 from batch_jobs.merge import MergedResults, merge_results, plot_people, write_document
+from batch_jobs.stack import Stack
 from cli.local.annotate_chunk import annotate_chunk
 from cli.local.paths import OUTPUT_ROOT
-from cli.stack import Stack
 
 
 @dataclass(frozen=True)

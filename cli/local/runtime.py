@@ -26,6 +26,7 @@ from batch_jobs.job import ALLOW_CPU_ENV
 from batch_jobs.lifecycle import JOB_FAILED, JOB_FINISHED, JOB_RUNNABLE, JOB_SUCCEEDED
 from batch_jobs.pipeline import Pipeline, load_pipeline, step_index
 from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem
+from batch_jobs.stack import Stack
 from batch_jobs.store import Conflict, Store
 from cli.local.events import job_state_change
 from cli.local.executor import INTERRUPTED_REASON, ComputeQueue, JobEnvironment, JobExecutor
@@ -251,6 +252,11 @@ class LocalStack:
     def _jobs_changed(self) -> None:
         if self.executor is not None:
             self.executor.kick()
+
+    def clients(self) -> Stack:
+        """This stack as a command holds it: its config and clients of its server."""
+        client = self.session_client
+        return Stack(self.config, self.store, BatchClient(client("batch")), client("s3"), client("logs"))
 
     def session_client(self, service: str) -> Any:
         """A boto3 client of this stack's server (credentials and region of the local stack)."""

@@ -24,6 +24,7 @@ from batch_jobs.bootstrap import bootstrap_stack, create_table, write_config
 from batch_jobs.config import default_config
 from batch_jobs.job import Job, JobArgs, JobEnv
 from batch_jobs.pipeline import parse_pipeline
+from batch_jobs.stack import Stack
 from batch_jobs.store import Store
 from cli.local.lambda_context import InvocationCrash
 from cli.local.stream_poller import MappingSettings, StreamPoller
@@ -261,13 +262,10 @@ class World:
             forced = [self.ids[-1], *forced]  # the first draw is taken: the conditional create draws again
         self.ids.append(forced[-1])
         self.note(f"submit{n} draws ids {forced}")
-        user_store = Store(self.user.dynamodb, self.config.table)
         work = self.work / f"submit{n}"
 
         def body() -> Any:
-            return submit_module.submit_file(
-                self.user.s3, user_store, self.config, self.clip, work, chunk_seconds=CHUNK_SECONDS
-            )
+            return submit_module.submit_file(self.user_stack(), self.clip, work, chunk_seconds=CHUNK_SECONDS)
 
         self.submits.append(self.sched.spawn(Actor("submit", f"submit{n}", body, {"ids": forced})))
 
@@ -278,8 +276,13 @@ class World:
 
     def spawn_cancel(self, video_id: str) -> None:
         self.note(f"cancel {video_id}")
-        store, batch = Store(self.user.dynamodb, self.config.table), BatchClient(self.user.batch)
-        self.sched.spawn(Actor("cancel", f"cancel-{video_id}", lambda: control.cancel(store, batch, video_id)))
+        stack = self.user_stack()
+        self.sched.spawn(Actor("cancel", f"cancel-{video_id}", lambda: control.cancel(stack, video_id)))
+
+    def user_stack(self) -> Stack:
+        """The stack as a user's commands hold it: the user's hooked clients."""
+        user = self.user
+        return Stack(self.config, Store(user.dynamodb, self.config.table), BatchClient(user.batch), user.s3, None)
 
     # -- stepping -------------------------------------------------------------------------------------------------
     def advance(self, actor: Actor) -> None:

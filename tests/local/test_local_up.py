@@ -103,7 +103,7 @@ def test_ctrl_c_mid_video_and_local_up_again_finishes_every_chunk_once(local: Lo
 
     first = local.up(*args)
     stack = open_local(first.endpoint)
-    video_id = submit_file(stack.s3, stack.store, stack.config, clip, tmp_path / "split", chunk_seconds=1.0).video_id
+    video_id = submit_file(stack, clip, tmp_path / "split", chunk_seconds=1.0).video_id
     wait_until(lambda: any(r["status"] == "RUNNING" for r in ledger(local)), "a running job")
     err = first.stop(signal.SIGINT)
     assert first.proc.returncode == 0 and "running jobs are re-run on the next `local up`" in err

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from local_env import PROBE_STEPS, processes_with, wait_until
 
@@ -59,8 +58,7 @@ def make_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
 
 
 def submit(stack: LocalStack, clip: Path, work: Path) -> str:
-    session = boto3.Session()
-    return submit_file(session.client("s3"), stack.store, stack.config, clip, work, chunk_seconds=1.0).video_id
+    return submit_file(stack.clients(), clip, work, chunk_seconds=1.0).video_id
 
 
 def video_state(stack: LocalStack, video_id: str) -> str:

@@ -22,7 +22,7 @@ from devtools.drive import World
 
 
 def _submit(world: World, clip: Path, tmp_path: Path) -> Submitted:
-    return submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    return submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_submit_rejects_what_is_not_a_video(world: World, tmp_path: Path, conten
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(PipelineError, match=re.escape(message)):
-        submit_file(world.session.client("s3"), world.store, world.config, path, tmp_path / "out")
+        submit_file(world.stack, path, tmp_path / "out")
     assert list(world.store.videos()) == []
 
 
@@ -42,7 +42,7 @@ def test_submit_rejects_a_truncated_video(world: World, clip: Path, tmp_path: Pa
     path = tmp_path / "truncated.mp4"
     path.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])  # moov atom at the end is gone
     with pytest.raises(PipelineError, match="not a readable video"):
-        submit_file(world.session.client("s3"), world.store, world.config, path, tmp_path / "out")
+        submit_file(world.stack, path, tmp_path / "out")
 
 
 @pytest.mark.parametrize(

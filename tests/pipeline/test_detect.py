@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,9 @@ def test_detect_finds_people_through_the_pipeline(world: World, tmp_path: Path) 
     handler.set_router(Router.from_session(world.session, config.stack))
     world.config = config
     s3 = world.session.client("s3")
-    submitted = submit_file(s3, world.store, config, clip, tmp_path / "chunks", chunk_seconds=30, options={"every": 10})
+    submitted = submit_file(
+        replace(world.stack, config=config), clip, tmp_path / "chunks", chunk_seconds=30, options={"every": 10}
+    )
     world.pump()
 
     (chunk,) = world.store.chunks(submitted.video_id)

@@ -35,7 +35,7 @@ def _assert_complete(world: World, submitted: Submitted) -> None:
 
 
 def test_every_record_replayed_100_times(world: World, clip: Path, tmp_path: Path) -> None:
-    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
     for _ in range(40):  # during the walk: each batch arrives 100 times before the jobs run
         records = world.read_stream()
         for _ in range(100):
@@ -85,7 +85,7 @@ def test_crash_after_each_router_call_loses_no_chunk(world: World, tmp_path: Pat
     make_clip(clip, seconds=4)
 
     def walk(crash: CrashAfter, name: str) -> Submitted:
-        submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path / name, 2.0)
+        submitted = submit_file(world.stack, clip, tmp_path / name, 2.0)
         unhook = _hook_router(crash)
         try:
             world.pump()

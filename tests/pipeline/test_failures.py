@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from devtools.drive import World, batch_event, count_calls
 
 
 def _submit(world: World, clip: Path, tmp_path: Path) -> Submitted:
-    return submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    return submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
 
 
 def _first_job(world: World, video_id: str, chunk: int) -> dict:
@@ -122,7 +123,7 @@ def test_cancel_terminates_jobs_and_stops_the_walk(world: World, clip: Path, tmp
     assert len(jobs) == 2  # chunks 0 and 1, recorded on their steps
     batch = world.session.client("batch")
     calls = count_calls([batch])
-    changed = control.cancel(world.store, BatchClient(batch), submitted.video_id)
+    changed = control.cancel(replace(world.stack, batch=BatchClient(batch)), submitted.video_id)
     assert set(changed.chunks) == {0, 1} and calls["TerminateJob"] == 2
     # What Batch holds for each job now: the reason it was terminated with.
     assert {j["jobId"]: j.get("statusReason") for j in world.jobs()} == dict.fromkeys(

@@ -17,7 +17,7 @@ from router.sweep import Budget, sweep
 
 
 def _submit(world: World, clip: Path, tmp_path: Path) -> Submitted:
-    return submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    return submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
 
 
 class Crash(BaseException):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_gpu_step_without_gpu_fails_at_once(world: World, clip: Path, tmp_path: 
     )
     handler.set_router(Router.from_session(world.session, config.stack))
     assert config.queue_for(Step("probe", "probe", gpu=True)) == config.job_queues["gpu"]
-    submitted = submit_file(world.session.client("s3"), world.store, config, clip, tmp_path, chunk_seconds=60)
+    submitted = submit_file(replace(world.stack, config=config), clip, tmp_path, chunk_seconds=60)
     world.deliver(world.read_stream())
     world.deliver(world.read_stream())
     (job,) = world.jobs()

@@ -29,7 +29,7 @@ def _irrelevant(record: dict[str, Any]) -> bool:
 
 
 def test_irrelevant_records_cost_no_aws_call(world: World, clip: Path, tmp_path: Path) -> None:
-    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
     world.pump()
     for sk in (schema.chunk_sk(0), schema.chunk_sk(1)):
         key = {"pk": {"S": schema.video_pk(submitted.video_id)}, "sk": {"S": sk}}
@@ -70,7 +70,7 @@ def _kind(record: dict[str, Any]) -> str:
 def test_one_failing_record_is_reported_and_the_others_go_on(
     world: World, clip: Path, tmp_path: Path, failing: int
 ) -> None:
-    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=3)
+    submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=3)
     records = [r for r in world.read_stream() if r["dynamodb"]["Keys"]["sk"]["S"].startswith("chunk#")]
     assert len(records) == 4
 

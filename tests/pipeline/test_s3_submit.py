@@ -20,7 +20,7 @@ def test_s3_video_is_split_by_a_job_and_walks_to_the_end(world: World, clip: Pat
     s3 = world.session.client("s3")
     s3.upload_file(str(clip), world.config.bucket, "incoming/game.mp4")
     uri = f"s3://{world.config.bucket}/incoming/game.mp4"
-    submitted = submit_s3(s3, world.store, world_batch(world), world.config, uri, chunk_seconds=3, options={"every": 2})
+    submitted = submit_s3(world.stack, uri, chunk_seconds=3, options={"every": 2})
     video = world.store.get_video(submitted.video_id)
     assert video.state == schema.SUBMITTED and video.chunk_count == 0 and video.size == clip.stat().st_size
     (split_job,) = world.jobs()
@@ -42,7 +42,7 @@ def test_a_broken_s3_video_fails_the_video_with_the_reason(world: World, tmp_pat
     s3 = world.session.client("s3")
     s3.put_object(Bucket=world.config.bucket, Key="incoming/notes.mp4", Body=b"meeting notes, not a video")
     uri = f"s3://{world.config.bucket}/incoming/notes.mp4"
-    submitted = submit_s3(s3, world.store, world_batch(world), world.config, uri)
+    submitted = submit_s3(world.stack, uri)
     world.pump()
     video = world.store.get_video(submitted.video_id)
     assert video.state == schema.FAILED and video.error and "not a readable video: notes.mp4" in video.error
@@ -52,9 +52,7 @@ def test_a_broken_s3_video_fails_the_video_with_the_reason(world: World, tmp_pat
 def test_a_split_job_lost_before_running_fails_the_video(world: World, clip: Path) -> None:
     s3 = world.session.client("s3")
     s3.upload_file(str(clip), world.config.bucket, "incoming/game.mp4")
-    submitted = submit_s3(
-        s3, world.store, world_batch(world), world.config, f"s3://{world.config.bucket}/incoming/game.mp4"
-    )
+    submitted = submit_s3(world.stack, f"s3://{world.config.bucket}/incoming/game.mp4")
     (job,) = world.jobs()
     world.ran.add(job["jobId"])
     world.send_event(batch_event(job, "FAILED", "CannotPullContainerError: no such image"))
@@ -71,12 +69,12 @@ def test_cancel_while_the_split_job_runs_cancels_its_chunks(world: World, clip: 
     s3 = world.session.client("s3")
     s3.upload_file(str(clip), world.config.bucket, "incoming/game.mp4")
     uri = f"s3://{world.config.bucket}/incoming/game.mp4"
-    submitted = submit_s3(s3, world.store, world_batch(world), world.config, uri, chunk_seconds=3)
+    submitted = submit_s3(world.stack, uri, chunk_seconds=3)
     (split_job,) = world.jobs()
 
     def cancel_once(**_: Any) -> None:  # the user cancels as the first chunk reaches S3
         if world.store.get_video(submitted.video_id).state != schema.CANCELLED:
-            control.cancel(world.store, world_batch(world), submitted.video_id)
+            control.cancel(world.stack, submitted.video_id)
 
     world.jobs_session.client("s3").meta.events.register("after-call.s3.PutObject", cancel_once)
     assert world.run_job(split_job) == 1
@@ -91,7 +89,7 @@ def test_a_failed_split_is_retried_as_its_next_attempt(world: World, clip: Path)
     s3 = world.session.client("s3")
     s3.put_object(Bucket=world.config.bucket, Key="incoming/game.mp4", Body=b"the first bytes of an upload")
     uri = f"s3://{world.config.bucket}/incoming/game.mp4"
-    submitted = submit_s3(s3, world.store, world_batch(world), world.config, uri, chunk_seconds=3)
+    submitted = submit_s3(world.stack, uri, chunk_seconds=3)
     world.pump()
     failed = world.store.get_video(submitted.video_id)
     assert (failed.state, failed.chunk_count, failed.split_attempt) == (schema.FAILED, 0, 1) and failed.split_job_id
@@ -102,7 +100,7 @@ def test_a_failed_split_is_retried_as_its_next_attempt(world: World, clip: Path)
     args = ["retry", submitted.video_id, "--stack", world.config.stack]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0 and "retrying the split (attempt 2)" in result.stdout
-    assert control.retry_split(world.store, world_batch(world), world.config, failed) is None  # retried already
+    assert control.retry_split(world.stack, failed) is None  # retried already
     video = world.store.get_video(submitted.video_id)
     assert (video.state, video.split_attempt, video.split_job_id, video.error) == (schema.SUBMITTED, 2, None, None)
     # The first attempt's job, run again by Batch or reporting late, can neither split nor fail the second attempt.

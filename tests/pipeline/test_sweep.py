@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from router.sweep import sweep
 
 
 def test_sweep_finishes_a_walk_whose_records_and_events_were_lost(world: World, clip: Path, tmp_path: Path) -> None:
-    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
     world.read_stream()  # the chunk items' records expire unseen
     report = sweep(handler.get_router())
     assert (report.chunks, report.claimed, report.submitted, report.ended) == (2, 2, 0, 0)
@@ -44,7 +45,7 @@ def test_sweep_finishes_a_walk_whose_records_and_events_were_lost(world: World, 
 
 
 def test_the_scheduled_event_runs_the_sweep(world: World, clip: Path, tmp_path: Path) -> None:
-    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
     world.read_stream()  # the records expire unseen: only the schedule can move the chunks on
     event = {
         "version": "0",
@@ -58,7 +59,7 @@ def test_the_scheduled_event_runs_the_sweep(world: World, clip: Path, tmp_path: 
         "detail": {},
     }
     expected = {"chunks": 2, "submitted": 0, "claimed": 2, "ended": 0, "counted": 0, "interrupted": 0}
-    expected |= {"errors": 0, "complete": True}
+    expected |= {"orphans": 0, "errors": 0, "complete": True}
     assert handler.lambda_handler(event, None) == expected
     claims = [(c.last.step, c.last.state, c.last.job_id) for c in world.store.chunks(submitted.video_id)]
     assert claims == [("probe", schema.SUBMITTED, None)] * 2
@@ -71,7 +72,7 @@ def _counts_the_chunk(record: dict[str, Any]) -> bool:
 
 
 def test_sweep_settles_a_video_whose_final_records_were_lost(world: World, clip: Path, tmp_path: Path) -> None:
-    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+    submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
     lost = world.store.get_chunk(submitted.video_id, 1).key
     world.session.client("s3").delete_object(Bucket=world.config.bucket, Key=lost)  # chunk 1 fails in its probe
     for _ in range(10):  # the pipeline walks, but the stream loses each record that would count a chunk
@@ -106,7 +107,7 @@ def _interrupt_submit(world: World, clip: Path, tmp_path: Path) -> VideoItem:
     dynamodb = world.store.client
     dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", interrupt)
     with pytest.raises(Interrupted):
-        submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+        submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
     dynamodb.meta.events.unregister("before-call.dynamodb.TransactWriteItems", interrupt)
     (video,) = world.store.videos()
     assert (video.state, video.chunk_count, len(world.store.chunks(video.video_id))) == (schema.SUBMITTED, 2, 0)
@@ -149,7 +150,7 @@ def test_sweep_starts_a_submit_that_wrote_every_item(world: World, clip: Path, t
     dynamodb = world.store.client
     dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", interrupt)
     with pytest.raises(Interrupted):
-        submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=5)
+        submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
     dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", interrupt)
     (video,) = world.store.videos()
     assert video.state == schema.SUBMITTED
@@ -168,7 +169,7 @@ def test_sweep_fails_an_s3_submit_interrupted_before_its_split_job(world: World,
 
     batch.client.meta.events.register("before-call.batch.SubmitJob", interrupt)
     with pytest.raises(Interrupted):
-        submit_s3(s3, world.store, batch, world.config, f"s3://{world.config.bucket}/incoming/game.mp4")
+        submit_s3(replace(world.stack, batch=batch), f"s3://{world.config.bucket}/incoming/game.mp4")
     batch.client.meta.events.unregister("before-call.batch.SubmitJob", interrupt)
     (video,) = world.store.videos()
     assert (video.state, world.jobs()) == (schema.SUBMITTED, [])
@@ -176,7 +177,7 @@ def test_sweep_fails_an_s3_submit_interrupted_before_its_split_job(world: World,
     assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 1
     video = world.store.get_video(video.video_id)
     assert (video.state, video.error) == (schema.FAILED, "submit interrupted: the split job was never submitted")
-    assert control.retry_split(world.store, batch, world.config, video)
+    assert control.retry_split(replace(world.stack, batch=batch), video)
     assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 0  # its split job waits in the queue
     world.pump()
     assert world.store.get_video(video.video_id).state == schema.DONE

@@ -14,7 +14,7 @@ from router import handler
 
 def test_every_chunk_walks_to_the_end(world: World, clip: Path, tmp_path: Path) -> None:
     s3 = world.session.client("s3")
-    submitted = submit_file(s3, world.store, world.config, clip, tmp_path, chunk_seconds=3)
+    submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=3)
     assert submitted.chunks == 4
     world.pump()
     chunks = world.store.chunks(submitted.video_id)
@@ -37,7 +37,7 @@ def test_every_chunk_walks_to_the_end(world: World, clip: Path, tmp_path: Path) 
 def test_router_makes_five_aws_calls_per_chunk_step(world: World, clip: Path, tmp_path: Path) -> None:
     router = handler.get_router()
     calls = count_calls([router.store.client, router.batch.client])
-    submitted = submit_file(world.session.client("s3"), world.store, world.config, clip, tmp_path, chunk_seconds=3)
+    submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=3)
     world.pump()
     chunk_steps = submitted.chunks * 2
     # per chunk-step: claim, find by name, submit, record the id, the job's SUCCEEDED event (checks `done`);
