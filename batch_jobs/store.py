@@ -163,9 +163,6 @@ class Store:
         return (VideoItem.from_item(item) for item in self.video_items())
 
     # -- creation -----------------------------------------------------------------------------------------------
-    def put_video(self, video: VideoItem) -> None:
-        self._put_new(video.to_item())
-
     def put_video_once(self, video: VideoItem) -> bool:
         """Create the video item unless its id is taken: True if written."""
         try:

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,26 +40,15 @@ PROBE_PIPELINE = [
 
 
 def calls_per_chunk_step(clip: Path, chunk_seconds: float) -> dict[str, Any]:
-    from moto.server import ThreadedMotoServer
 
     from devtools.drive import CachedSession, World, count_calls
+    from devtools.moto_server import serve
     from router import handler
     from router.core import Router
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
     saved = dict(os.environ)
+    server, _ = serve("bench")
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        body = json.dumps({"batch": {"use_docker": False}, "lambda": {"use_docker": False}}).encode()
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/config", data=body, method="POST")).read()
-        os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="bench-access-key",
-            AWS_SECRET_ACCESS_KEY="bench-secret-key",
-            AWS_REGION="us-east-1",
-        )
         session = boto3.Session(region_name="us-east-1")
         config = default_config("bench", "us-east-1", pipeline=parse_pipeline(PROBE_PIPELINE))
         world = World(session, config, bootstrap_stack(session, config))

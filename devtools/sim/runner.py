@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import multiprocessing
-import os
 import sys
 import tempfile
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,25 +21,11 @@ _state: dict[str, Any] = {}
 
 def _start_worker(plant: str | None) -> None:
     """One moto server and one clip per worker process; the plant, if any, stays in for the worker's life."""
-    from moto.server import ThreadedMotoServer
-
+    from devtools.moto_server import serve
     from devtools.sample_clip import make_clip
 
     logging.disable(logging.CRITICAL)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    body = json.dumps({"batch": {"use_docker": False}, "lambda": {"use_docker": False}}).encode()
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/config", data=body, method="POST")).read()
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="simulation-access-key",
-        AWS_SECRET_ACCESS_KEY="simulation-secret-key",
-        AWS_REGION="us-east-1",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    os.environ.pop("AWS_PROFILE", None)
+    server, _ = serve("simulation")
     work = Path(tempfile.mkdtemp(prefix="derby-sim-"))
     clip = work / "clip.mp4"
     make_clip(clip, seconds=2.0, fps=10, gop=10)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from pipeline_clips import make_clip
 
 from batch_jobs.bootstrap import bootstrap_stack
 from batch_jobs.config import default_config
 from batch_jobs.pipeline import parse_pipeline
 from devtools.drive import World
+from devtools.moto_server import serve
 from router import handler
 from router.core import Router
 
@@ -35,22 +33,9 @@ TEST_PIPELINE = parse_pipeline(
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    body = json.dumps({"batch": {"use_docker": False}, "lambda": {"use_docker": False}}).encode()
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/config", data=body, method="POST")).read()
     saved = dict(os.environ)
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="pipeline-test-access-key",
-        AWS_SECRET_ACCESS_KEY="pipeline-test-secret-key",
-        AWS_REGION=REGION,
-        AWS_DEFAULT_REGION=REGION,
-    )
-    for name in ("AWS_PROFILE", "DERBY_BATCH_STACK"):
-        os.environ.pop(name, None)
+    server, endpoint = serve("pipeline-test")
+    os.environ.pop("DERBY_BATCH_STACK", None)
     yield endpoint
     os.environ.clear()
     os.environ.update(saved)

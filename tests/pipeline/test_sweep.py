@@ -98,18 +98,24 @@ class Interrupted(BaseException):
     """Ctrl-C (or a lost machine) in the middle of `submit`."""
 
 
-def _interrupt_submit(world: World, clip: Path, tmp_path: Path) -> VideoItem:
-    """A submit stopped after its video item, before its chunk items (one transaction per 99 items)."""
+def interrupt(**_: object) -> None:
+    raise Interrupted
 
-    def interrupt(**_: object) -> None:
-        raise Interrupted
 
+def _submit_interrupted_at(world: World, clip: Path, tmp_path: Path, operation: str) -> VideoItem:
+    """A submit stopped before its first DynamoDB call of `operation`; its video item, as it was left."""
     dynamodb = world.store.client
-    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", interrupt)
+    dynamodb.meta.events.register(f"before-call.dynamodb.{operation}", interrupt)
     with pytest.raises(Interrupted):
         submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
-    dynamodb.meta.events.unregister("before-call.dynamodb.TransactWriteItems", interrupt)
+    dynamodb.meta.events.unregister(f"before-call.dynamodb.{operation}", interrupt)
     (video,) = world.store.videos()
+    return video
+
+
+def _interrupt_submit(world: World, clip: Path, tmp_path: Path) -> VideoItem:
+    """A submit stopped after its video item, before its chunk items (one transaction per 99 items)."""
+    video = _submit_interrupted_at(world, clip, tmp_path, "TransactWriteItems")
     assert (video.state, video.chunk_count, len(world.store.chunks(video.video_id))) == (schema.SUBMITTED, 2, 0)
     return video
 
@@ -143,16 +149,7 @@ def test_sweep_never_fails_a_submit_that_progresses_while_it_looks(world: World,
 
 def test_sweep_starts_a_submit_that_wrote_every_item(world: World, clip: Path, tmp_path: Path) -> None:
     """Only the last write (`running`) was lost: every chunk is there, so the video runs instead of failing."""
-
-    def interrupt(**_: object) -> None:
-        raise Interrupted
-
-    dynamodb = world.store.client
-    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", interrupt)
-    with pytest.raises(Interrupted):
-        submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
-    dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", interrupt)
-    (video,) = world.store.videos()
+    video = _submit_interrupted_at(world, clip, tmp_path, "UpdateItem")
     assert video.state == schema.SUBMITTED
     world.pump()
     assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 0
@@ -163,10 +160,6 @@ def test_sweep_fails_an_s3_submit_interrupted_before_its_split_job(world: World,
     s3 = world.session.client("s3")
     s3.upload_file(str(clip), world.config.bucket, "incoming/game.mp4")
     batch = BatchClient(world.session.client("batch"))
-
-    def interrupt(**_: object) -> None:
-        raise Interrupted
-
     batch.client.meta.events.register("before-call.batch.SubmitJob", interrupt)
     with pytest.raises(Interrupted):
         submit_s3(replace(world.stack, batch=batch), f"s3://{world.config.bucket}/incoming/game.mp4")
