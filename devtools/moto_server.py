@@ -20,8 +20,7 @@ def serve(name: str) -> tuple[ThreadedMotoServer, str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    body = json.dumps({"batch": {"use_docker": False}, "lambda": {"use_docker": False}}).encode()
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/config", data=body, method="POST")).read()
+    _configure(endpoint)
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID=f"{name}-access-key",
@@ -31,3 +30,14 @@ def serve(name: str) -> tuple[ThreadedMotoServer, str]:
     )
     os.environ.pop("AWS_PROFILE", None)
     return server, endpoint
+
+
+def reset(endpoint: str) -> None:
+    """Forget every resource (moto's lists grow with them, and so does the time each call takes)."""
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
+    _configure(endpoint)
+
+
+def _configure(endpoint: str) -> None:
+    body = json.dumps({"batch": {"use_docker": False}, "lambda": {"use_docker": False}}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/config", data=body, method="POST")).read()
