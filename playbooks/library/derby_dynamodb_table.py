@@ -11,6 +11,8 @@ description:
   - Exists because C(community.aws.dynamodb_table) has no stream support. Every setting is compared with what
     DynamoDB reports, so an unchanged table reports C(ok).
   - The key schema cannot change after creation; the module fails rather than silently ignoring such a change.
+  - Global secondary indexes named in I(indexes) are created when missing (on a new or an existing table); an index
+    whose key or projection differs fails the module. Indexes not named are left alone.
 options:
   name:
     description: Table name.
@@ -32,6 +34,15 @@ options:
     description: Stream view type; omit to have no stream.
     type: str
     choices: [NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES, KEYS_ONLY]
+  indexes:
+    description: Global secondary indexes, each with a string hash key.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name: {description: Index name., type: str, required: true}
+      hash_key: {description: Name of the index's string partition key., type: str, required: true}
+      projection: {description: What the index holds., type: str, choices: [KEYS_ONLY, ALL], default: KEYS_ONLY}
   point_in_time_recovery:
     description: Enable continuous backups with point-in-time recovery.
     type: bool
@@ -70,6 +81,8 @@ EXAMPLES = r"""
     hash_key: pk
     range_key: sk
     stream_view_type: NEW_AND_OLD_IMAGES
+    indexes:
+      - {name: open, hash_key: open, projection: KEYS_ONLY}
     point_in_time_recovery: true
     tags:
       derby-batch:stack: derby
@@ -88,6 +101,7 @@ table:
     billing_mode: {description: PAY_PER_REQUEST., type: str}
     point_in_time_recovery: {description: Whether PITR is enabled., type: bool}
     deletion_protection: {description: Whether deletion protection is on., type: bool}
+    indexes: {description: "Global secondary indexes: name, hash key, projection.", type: list}
 """
 
 try:
@@ -132,7 +146,26 @@ def summary(table, pitr):
         "billing_mode": (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED"),
         "point_in_time_recovery": bool(pitr),
         "deletion_protection": bool(table.get("DeletionProtectionEnabled", False)),
+        "indexes": sorted((index_summary(i) for i in table.get("GlobalSecondaryIndexes") or []), key=str),
     }
+
+
+def index_summary(index):
+    (key,) = [k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH"]
+    return {"name": index["IndexName"], "hash_key": key, "projection": index["Projection"]["ProjectionType"]}
+
+
+def index_request(index):
+    return {
+        "IndexName": index["name"],
+        "KeySchema": [{"AttributeName": index["hash_key"], "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": index["projection"]},
+    }
+
+
+def attribute_definitions(params):
+    names = [k["AttributeName"] for k in key_schema(params)] + [i["hash_key"] for i in params["indexes"]]
+    return [{"AttributeName": n, "AttributeType": "S"} for n in dict.fromkeys(names)]
 
 
 def wait_active(module, client, name):
@@ -155,13 +188,15 @@ def create(module, client):
     keys = key_schema(params)
     request = {
         "TableName": params["name"],
-        "AttributeDefinitions": [{"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in keys],
+        "AttributeDefinitions": attribute_definitions(params),
         "KeySchema": keys,
         "BillingMode": "PAY_PER_REQUEST",
         "DeletionProtectionEnabled": params["deletion_protection"],
     }
     if params["stream_view_type"]:
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": params["stream_view_type"]}
+    if params["indexes"]:
+        request["GlobalSecondaryIndexes"] = [index_request(i) for i in params["indexes"]]
     if params["tags"]:
         request["Tags"] = [{"Key": k, "Value": v} for k, v in params["tags"].items()]
     client.create_table(aws_retry=True, **request)
@@ -185,6 +220,23 @@ def update(module, client, table):
     current_keys = sorted((k["KeyType"], k["AttributeName"]) for k in table["KeySchema"])
     if current_keys != sorted((k["KeyType"], k["AttributeName"]) for k in key_schema(params)):
         module.fail_json(msg="table {0} has key schema {1}; a key schema cannot change".format(name, current_keys))
+
+    existing = {i["IndexName"]: index_summary(i) for i in table.get("GlobalSecondaryIndexes") or []}
+    for index in params["indexes"]:
+        if index["name"] not in existing:
+            changes.append("index " + index["name"])
+            if not module.check_mode:
+                client.update_table(
+                    TableName=name,
+                    AttributeDefinitions=attribute_definitions(params),
+                    GlobalSecondaryIndexUpdates=[{"Create": index_request(index)}],
+                    aws_retry=True,
+                )
+                table = wait_active(module, client, name)
+        elif existing[index["name"]] != dict(index):
+            module.fail_json(
+                msg="table {0} has index {1}; an index cannot change".format(name, existing[index["name"]])
+            )
 
     billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
     if billing != "PAY_PER_REQUEST":
@@ -245,6 +297,7 @@ def desired_summary(params, table):
         "billing_mode": "PAY_PER_REQUEST",
         "point_in_time_recovery": params["point_in_time_recovery"],
         "deletion_protection": params["deletion_protection"],
+        "indexes": sorted((dict(i) for i in params["indexes"]), key=str),
         "tags": params["tags"],
     }
 
@@ -257,6 +310,16 @@ def main():
             hash_key=dict(type="str", default="pk", no_log=False),
             range_key=dict(type="str", no_log=False),
             stream_view_type=dict(type="str", choices=["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"]),
+            indexes=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(
+                    name=dict(type="str", required=True),
+                    hash_key=dict(type="str", required=True, no_log=False),
+                    projection=dict(type="str", choices=["KEYS_ONLY", "ALL"], default="KEYS_ONLY"),
+                ),
+            ),
             point_in_time_recovery=dict(type="bool", default=True),
             deletion_protection=dict(type="bool", default=False),
             force_delete=dict(type="bool", default=False),
