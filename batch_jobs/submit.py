@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from batch_jobs.split import ChunkFile, SourceInfo, open_video, split_video
 from batch_jobs.stack import Stack
 from batch_jobs.store import Conflict, Store, now_iso
 
+GIB = 1 << 30
+SPLIT_DISK_MARGIN = 1 * GIB
 TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20)
 CHUNK_SECONDS_OPTION = "chunk_seconds"  # kept on the video item of an S3 submit, for the split job
 ID_DRAWS = 8
@@ -98,8 +101,7 @@ def upload_chunks(
             )
         )
     if write_items:
-        for item in items:
-            store.put_chunk_once(item)
+        store.put_chunks_once(items)
     return items
 
 
@@ -217,11 +219,24 @@ def submit_s3(
     return Submitted(video_id, name, 0, 0, 0.0)
 
 
+def check_disk(work_dir: Path, source_size: int) -> None:
+    """The split holds the source and its chunks (about as large again) on the job's disk: refuse at once, with the
+    sizes, rather than fail an hour into the download. The CPU job's disk is `cpu_job.ephemeral_storage_gib`."""
+    need = 2 * source_size + SPLIT_DISK_MARGIN
+    free = shutil.disk_usage(work_dir).free
+    if free < need:
+        raise PipelineError(
+            f"the split needs {need / GIB:.1f} GiB of disk for a {source_size / GIB:.1f} GiB source and has"
+            f" {free / GIB:.1f} GiB: raise cpu_job.ephemeral_storage_gib (at most 200) or submit the file in parts"
+        )
+
+
 def split_s3_source(stack: Stack, video: VideoItem, work_dir: Path) -> dict[str, Any]:
     """The split job's work: download the source, split, upload, write chunk items; returns the video's new fields."""
     s3 = stack.s3
     bucket, key = layout.parse_s3_uri(video.source)
     source = work_dir / PurePosixPath(key).name
+    check_disk(work_dir, video.size)
     try:
         s3.download_file(bucket, key, str(source), Config=TRANSFER)
     except s3.exceptions.ClientError as exc:

@@ -12,7 +12,8 @@ import pytest
 from pipeline_clips import decoded_times, make_clip
 
 from batch_jobs.errors import PipelineError
-from batch_jobs.split import split_video
+from batch_jobs.split import max_chunk_seconds, split_video
+from batch_jobs.submit import check_disk
 
 
 def _packet_digests(path: Path) -> list[str]:
@@ -37,9 +38,33 @@ def test_frames_are_conserved_and_placed(tmp_path: Path, seconds: int, gop: int,
         assert chunk.start_time == pytest.approx(source_times[chunk.start_frame])
         assert chunk.end_time == pytest.approx(source_times[chunk.end_frame - 1] + 1 / 25)
     assert rebuilt == pytest.approx(source_times)
-    # cuts only at keyframes, at or after the requested length, at most one GOP later
+    # each cut at the keyframe nearest its chunk's boundary: within half a GOP of it
+    keyframes = [i / 25 for i in range(0, frames, gop)]
     for chunk in chunks[:-1]:
-        assert chunk_seconds <= chunk.end_time - chunk.start_time < chunk_seconds + gop / 25
+        boundary = chunk.start_time + chunk_seconds
+        nearest = min(keyframes, key=lambda k: abs(k - boundary))
+        assert chunk.end_time == pytest.approx(nearest)
+        assert abs(chunk.end_time - boundary) <= gop / 25 / 2 + 1e-6
+
+
+def test_sparse_keyframes_are_refused_in_one_line(tmp_path: Path) -> None:
+    """A 10 s clip with one keyframe cannot be cut into 2 s chunks: past the limit, it is refused, not sent as one
+    chunk that could outrun the job's timeout."""
+    source = tmp_path / "sparse.mp4"
+    make_clip(source, seconds=10, gop=250)
+    with pytest.raises(PipelineError) as refused:
+        split_video(source, tmp_path / "chunks", chunk_seconds=2.0, max_seconds=4.0)
+    message = str(refused.value)
+    assert "\n" not in message and "a chunk would be 10 s long (at most 4 s at 2 s chunks)" in message
+    assert "re-encode" in message
+    _, chunks = split_video(source, tmp_path / "ok", chunk_seconds=2.0)  # within the default limit of 120 s
+    assert len(chunks) == 1 and max_chunk_seconds(2.0) == 120.0
+
+
+def test_the_split_job_refuses_a_source_its_disk_cannot_hold(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"the split needs .* GiB of disk for a .* GiB source and has"):
+        check_disk(tmp_path, 1 << 50)
+    check_disk(tmp_path, 1 << 20)
 
 
 def test_split_is_a_stream_copy(tmp_path: Path) -> None:
