@@ -7,6 +7,8 @@ can find a job it submitted before crashing (`find_job`) instead of submitting i
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,7 @@ JOB_COMMAND = (
 )  # fmt: skip
 _NAME_OK = re.compile(r"[^A-Za-z0-9_-]")
 DESCRIBE_LIMIT = 100
+SUBMIT_QUOTA = 50.0  # AWS Batch's SubmitJob calls per second, per account and region (its default quota)
 STACK_TAG = "derby-batch:stack"  # the router's role may terminate only jobs that carry its stack's tag
 
 
@@ -100,13 +103,34 @@ def _info(job: Mapping[str, Any]) -> JobInfo:
     )
 
 
-class BatchClient:
-    """Thin wrapper over a boto3 `batch` client."""
+class Pacer:
+    """A token bucket: at most `rate` calls a second, and at most a second's worth at once. It keeps one router
+    process under Batch's quota; when other processes share the quota, Batch throttles and the client's retries back
+    off (the router's batch client retries throttling with exponential backoff)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, rate: float) -> None:
+        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate) - 1
+            self.at = now
+            delay = -self.tokens / self.rate if self.tokens < 0 else 0.0
+        time.sleep(delay)
+
+
+class BatchClient:
+    """Thin wrapper over a boto3 `batch` client; SubmitJob goes through the pacer, when it has one."""
+
+    def __init__(self, client: Any, pacer: Pacer | None = None) -> None:
         self.client = client
+        self.pacer = pacer
 
     def submit(self, spec: JobSpec) -> str:
+        if self.pacer is not None:
+            self.pacer.wait()
         response = self.client.submit_job(
             jobName=spec.name,
             jobQueue=spec.queue,

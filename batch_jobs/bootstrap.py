@@ -10,6 +10,7 @@ import contextlib
 import json
 from typing import Any
 
+from batch_jobs import schema
 from batch_jobs.batch import JOB_COMMAND, JOB_PARAMETERS
 from batch_jobs.config import STACK_ENV, StackConfig, parameter_name
 
@@ -17,15 +18,22 @@ IMAGE = "derby-batch:latest"
 
 
 def create_table(ddb: Any, table: str) -> str:
-    """The items table with its stream (what the router reads); returns the stream's ARN."""
+    """The items table with its stream (what the router reads) and the open index (what the sweep reads); returns
+    the stream's ARN."""
     with contextlib.suppress(ddb.exceptions.ResourceInUseException):
         ddb.create_table(
             TableName=table,
             AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", schema.OPEN_INDEX)
             ],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": schema.OPEN_INDEX,
+                    "KeySchema": [{"AttributeName": schema.OPEN_INDEX, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
             BillingMode="PAY_PER_REQUEST",
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )

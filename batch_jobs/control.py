@@ -39,43 +39,43 @@ def settle(store: Store, video: VideoItem) -> None:
     interrupted halfway too); else `failed` with the counts and the first failed chunk's reason. A failed video whose
     retried chunks then finish is settled again: a crash between `retry`'s two writes, or a retry landing between
     the router's count and this, still ends in the state the chunks are in."""
-    finished = len(video.chunks_done | video.chunks_failed)
+    finished = video.chunks_done + video.chunks_failed
     if video.state not in (schema.RUNNING, schema.FAILED) or finished < video.chunk_count:
         return
     state, error = (schema.DONE, None) if not video.chunks_failed else _failure(store, video)
-    if (state, error) != (video.state, video.error):
+    if (state, error) != (video.state, video.error) or video.open:
         store.settle_video(video, state, error)
 
 
 def _failure(store: Store, video: VideoItem) -> tuple[str, str | None]:
     """`K of N chunks failed; chunk I <step>: <reason>`: the reason a user acts on, not only a count."""
-    counts = f"{len(video.chunks_failed)} of {video.chunk_count} chunks failed"
-    chunks = {}
-    for raw in store.chunk_items(video.video_id):
-        index = schema.chunk_index(str(raw.get("sk", "")))
-        if raw.get("cancelled"):
-            return schema.CANCELLED, "cancelled while it ran (a cancel that stopped halfway)"
-        chunks[index] = raw
-    index = min(video.chunks_failed)
+    counts = f"{video.chunks_failed} of {video.chunk_count} chunks failed"
+    chunks = store.chunk_items(video.video_id)
+    if any(raw.get("cancelled") for raw in chunks):
+        return schema.CANCELLED, "cancelled while it ran (a cancel that stopped halfway)"
+    raw = next((raw for raw in chunks if raw.get("counted") == schema.FAILED), {})
+    index = schema.chunk_index(str(raw.get("sk", "")))
     try:
-        chunk = ChunkItem.from_item(chunks.get(index) or {})
+        chunk = ChunkItem.from_item(raw)
     except schema.MalformedItem:  # a malformed or missing item: the count is all there is to say
-        return schema.FAILED, f"{counts}; chunk {index}: {chunks.get(index, {}).get('error') or 'malformed item'}"
+        return schema.FAILED, f"{counts}; chunk {index}: {raw.get('error') or 'malformed item'}"
     reason = chunk.error or next((s.error for s in reversed(chunk.steps) if s.error), None)
     return schema.FAILED, f"{counts}; chunk {index} {chunk.last.step}: {reason or 'no reason recorded'}"
 
 
 def retry(store: Store, video_id: str, chunk: int | None = None) -> Changed:
     """Retry the failed step of each chosen chunk (steps that are not failed are left alone)."""
-    retried = []
-    for item in _selected(store, video_id, chunk):
-        pos, last = len(item.steps) - 1, item.last
-        if last.state != schema.FAILED or item.cancelled:
-            continue
-        if not isinstance(store.retry(video_id, item.index, pos, last.attempt), Conflict):
-            store.reopen_chunk(video_id, item.index)
-            retried.append(item.index)
+    retried = [item.index for item in _selected(store, video_id, chunk) if retry_chunk(store, item)]
     return Changed(tuple(retried))
+
+
+def retry_chunk(store: Store, chunk: ChunkItem) -> bool:
+    """The next attempt of a chunk's failed step, then its video runs again; True if retried. A crash between the
+    two writes leaves the video `failed` until the retried chunk is counted, which settles it again."""
+    if chunk.last.state != schema.FAILED or chunk.cancelled or not store.retry(chunk):
+        return False
+    store.reopen_video(chunk.video_id)
+    return True
 
 
 def split_spec(config: StackConfig, video_id: str, attempt: int) -> JobSpec:

@@ -35,6 +35,13 @@ VIDEO_SK = "video"
 CHUNK_PREFIX = "chunk#"
 PK_PREFIX = "video#"
 
+# The sparse `open` index (keys only) lists what may still need the sweep: chunks not yet counted on their video
+# (`open = "chunk"`), videos not yet settled (`open = "video"`). A finished item leaves it, so a pass reads what is
+# in flight, not the table's history.
+OPEN_INDEX = "open"
+OPEN_CHUNK = "chunk"
+OPEN_VIDEO = "video"
+
 
 class MalformedItem(PipelineError):
     """An item that does not follow the schema (hand-edited, or written by an incompatible version)."""
@@ -180,6 +187,7 @@ class ChunkItem:
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the video's analysis options (every, fps)
     cancelled: bool = False
     error: str | None = None
+    counted: str | None = None  # `done` or `failed` once its video counted it (a retry takes the mark away)
 
     @property
     def last(self) -> StepRecord:
@@ -208,6 +216,7 @@ class ChunkItem:
             options=plain(item.get("options") or {}),
             cancelled=bool(item.get("cancelled", False)),
             error=_opt_str(item.get("error"), "chunk error"),
+            counted=_opt_str(item.get("counted"), "counted"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -227,12 +236,18 @@ class ChunkItem:
             item["cancelled"] = True
         if self.error:
             item["error"] = self.error
+        if self.counted:
+            item["counted"] = self.counted
+        else:
+            item[OPEN_INDEX] = OPEN_CHUNK
         return item
 
 
 @dataclass(frozen=True)
 class VideoItem:
-    """A submitted video; `chunks_done`/`chunks_failed` are sets (idempotent under stream replays, unlike counters)."""
+    """A submitted video. `chunks_done`/`chunks_failed` are counters, kept exact under stream replays by each chunk's
+    `counted` mark, which changes in the same transaction (sets of indexes grew towards DynamoDB's 400 KB item limit
+    with the video)."""
 
     video_id: str
     name: str
@@ -245,8 +260,8 @@ class VideoItem:
     created_at: str
     state: str
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    chunks_done: frozenset[int] = frozenset()
-    chunks_failed: frozenset[int] = frozenset()
+    chunks_done: int = 0
+    chunks_failed: int = 0
     error: str | None = None
     # An S3 submit's split job: its attempt (a `retry` of a failed split is the next one), when that attempt was
     # submitted (by a retry; else `created_at`), the job id once it started.
@@ -256,6 +271,7 @@ class VideoItem:
     started_at: str | None = None  # the split job started
     finished_at: str | None = None  # the video reached a final state
     progress_at: str | None = None  # a local submit's last batch of chunk items written (the sweep's grace)
+    open: bool = False  # in the open index: not settled, or counted again since
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> VideoItem:
@@ -280,8 +296,8 @@ class VideoItem:
             created_at=_str(item.get("created_at"), "created_at"),
             state=state,
             options=plain(item.get("options") or {}),
-            chunks_done=frozenset(int(i) for i in item.get("chunks_done", ())),
-            chunks_failed=frozenset(int(i) for i in item.get("chunks_failed", ())),
+            chunks_done=_int(item.get("chunks_done", 0), "chunks_done"),
+            chunks_failed=_int(item.get("chunks_failed", 0), "chunks_failed"),
             error=_opt_str(item.get("error"), "video error"),
             split_attempt=_int(item.get("split_attempt", 1), "split_attempt"),
             claimed_at=_opt_str(item.get("claimed_at"), "claimed_at"),
@@ -289,6 +305,7 @@ class VideoItem:
             started_at=_opt_str(item.get("started_at"), "started_at"),
             finished_at=_opt_str(item.get("finished_at"), "finished_at"),
             progress_at=_opt_str(item.get("progress_at"), "progress_at"),
+            open=item.get(OPEN_INDEX) == OPEN_VIDEO,
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -305,11 +322,11 @@ class VideoItem:
             "created_at": self.created_at,
             "state": self.state,
             "options": dict(self.options),
+            "chunks_done": self.chunks_done,
+            "chunks_failed": self.chunks_failed,
         }
-        if self.chunks_done:
-            item["chunks_done"] = set(self.chunks_done)
-        if self.chunks_failed:
-            item["chunks_failed"] = set(self.chunks_failed)
+        if self.open or self.state in ACTIVE:
+            item[OPEN_INDEX] = OPEN_VIDEO
         if self.error:
             item["error"] = self.error
         if self.split_attempt != 1:

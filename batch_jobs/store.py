@@ -1,12 +1,16 @@
 """DynamoDB access for video and chunk items.
 
 Every write is one conditional UpdateItem (or a conditional PutItem for a new item) on a path of the `steps` list, so
-two writers never overwrite each other's fields; a failed condition is an answer (`None`/`False`), not an error.
+two writers never overwrite each other's fields; a failed condition is an answer (`None`/`False`), not an error. The
+writes that touch a chunk and its video together (counting a finished chunk, taking a retry back) are one
+TransactWriteItems, so a count is never lost or made twice.
 Items travel as plain Python through boto3's TypeSerializer/TypeDeserializer.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +30,11 @@ _RESERVED = (
     "metrics",
     "duration",
     "source",
+    "open",
 )  # DynamoDB reserved words used as attribute names
+_CONFLICT_TRIES = 10  # a transaction that keeps meeting others on one item, ~5 s of jittered pauses
 _TRANSACTION_ITEMS = 100  # DynamoDB's limit of actions in one TransactWriteItems
+_BATCH_GET_KEYS = 100  # and of keys in one BatchGetItem
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -75,6 +82,10 @@ class Store:
         self.table = table
 
     # -- low level ----------------------------------------------------------------------------------------------
+    def _names(self, text: str) -> dict[str, str]:
+        """The reserved words this expression spells `#word` (names it does not use are an error in DynamoDB)."""
+        return {f"#{w}": w for w in _RESERVED if f"#{w}" in text}
+
     def _update(
         self, key: Mapping[str, str], update: str, condition: str, values: Mapping[str, Any] | None = None
     ) -> dict[str, Any] | Conflict:
@@ -84,22 +95,52 @@ class Store:
             "Key": serialize(key),
             "UpdateExpression": update,
             "ConditionExpression": condition,
-            "ExpressionAttributeNames": {f"#{w}": w for w in _RESERVED},
             "ReturnValues": "ALL_NEW",
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
+        if names := self._names(update + condition):
+            params["ExpressionAttributeNames"] = names
         if values:
             params["ExpressionAttributeValues"] = serialize(values)
-        # Expression attribute names that the expression does not use are an error in DynamoDB.
-        text = update + condition
-        params["ExpressionAttributeNames"] = {k: v for k, v in params["ExpressionAttributeNames"].items() if k in text}
-        if not params["ExpressionAttributeNames"]:
-            del params["ExpressionAttributeNames"]
         try:
             return deserialize(self.client.update_item(**params)["Attributes"])
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             old = exc.response.get("Item")
             return Conflict(deserialize(old) if old else None)
+
+    def _op(self, key: Mapping[str, str], update: str, condition: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """One conditional update of a TransactWriteItems."""
+        op: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": serialize(key),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": serialize(values),
+        }
+        if names := self._names(update + condition):
+            op["ExpressionAttributeNames"] = names
+        return {"Update": op}
+
+    def _transact(self, ops: list[dict[str, Any]]) -> list[str] | None:
+        """Write all or nothing: None when written, else each op's cancellation code (`None` for ops that passed).
+
+        Many chunks finishing at once all add to their video's counters, and DynamoDB cancels a transaction that
+        meets another one on the same item (`TransactionConflict`): those are tried again after a jittered pause.
+        """
+        for attempt in range(_CONFLICT_TRIES):
+            try:
+                self.client.transact_write_items(TransactItems=ops)
+            except self.client.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons") or []
+                codes = [r.get("Code") for r in reasons]
+                if "TransactionConflict" in codes and attempt + 1 < _CONFLICT_TRIES:
+                    time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+                    continue
+                if not codes or any(c not in (None, "None", "ConditionalCheckFailed") for c in codes):
+                    raise PipelineError(f"transaction refused: {codes or exc}") from None
+                return [c if c == "ConditionalCheckFailed" else "None" for c in codes]
+            return None
+        raise AssertionError("unreachable")
 
     def _put_new(self, item: Mapping[str, Any]) -> None:
         try:
@@ -159,6 +200,44 @@ class Store:
                 return
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def open_items(self, kind: str) -> Iterator[dict[str, Any]]:
+        """Raw items in the open index (`schema.OPEN_CHUNK` or `schema.OPEN_VIDEO`), a page of keys at a time, each
+        read back consistently: the index holds keys only, so a step's progress never writes to it."""
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": schema.OPEN_INDEX,
+            "KeyConditionExpression": "#open = :kind",
+            "ExpressionAttributeNames": {"#open": schema.OPEN_INDEX},
+            "ExpressionAttributeValues": serialize({":kind": kind}),
+        }
+        while True:
+            response = self.client.query(**params)
+            keys = [{"pk": k["pk"], "sk": k["sk"]} for k in response["Items"]]
+            for start in range(0, len(keys), _BATCH_GET_KEYS):
+                # an item that left the index since the page was read is no longer open
+                yield from (
+                    i for i in self._get_many(keys[start : start + _BATCH_GET_KEYS]) if i.get(schema.OPEN_INDEX)
+                )
+            if "LastEvaluatedKey" not in response:
+                return
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _get_many(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = self.client.batch_get_item(RequestItems=request)
+            yield from (deserialize(item) for item in response["Responses"].get(self.table, []))
+            request = response.get("UnprocessedKeys") or {}
+
+    def leave_open_index(self, video_id: str) -> None:
+        """A settled video that a late count put back in the open index leaves it (nothing there to repair)."""
+        self._update(
+            schema.video_key(video_id),
+            "REMOVE #open",
+            "#state IN (:done, :failed, :cancelled)",
+            {":done": schema.DONE, ":failed": schema.FAILED, ":cancelled": schema.CANCELLED},
+        )
+
     def videos(self) -> Iterator[VideoItem]:
         return (VideoItem.from_item(item) for item in self.video_items())
 
@@ -183,6 +262,20 @@ class Store:
 
     def put_chunk(self, chunk: ChunkItem) -> None:
         self._put_new(chunk.to_item())
+
+    def put_chunks_once(self, chunks: Sequence[ChunkItem]) -> None:
+        """Write an S3 split's chunk items, 100 per transaction; a batch that a re-run split job wrote before (in
+        part) is written item by item, each unless it exists."""
+        for start in range(0, len(chunks), _TRANSACTION_ITEMS):
+            batch = chunks[start : start + _TRANSACTION_ITEMS]
+            if self._transact([self._new(chunk.to_item()) for chunk in batch]) is not None:
+                for chunk in batch:
+                    self.put_chunk_once(chunk)
+
+    def _new(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """A conditional put of a new item, as one action of a TransactWriteItems."""
+        put = {"TableName": self.table, "Item": serialize(item), "ConditionExpression": "attribute_not_exists(pk)"}
+        return {"Put": put}
 
     def put_chunk_once(self, chunk: ChunkItem) -> bool:
         """Write a chunk item unless it exists (a re-run split job writes the same chunks): True if written."""
@@ -277,22 +370,42 @@ class Store:
             values[":a"] = attempt
         return self._update(schema.chunk_key(video_id, index), update, condition, values)
 
-    def retry(self, video_id: str, index: int, pos: int, attempt: int) -> dict[str, Any] | Conflict:
-        """failed -> submitted with the next attempt; the router sees the claim and submits a new job."""
-        p = f"steps[{pos}]"
-        return self._update(
-            schema.chunk_key(video_id, index),
-            f"SET {p}.#state = :sub, {p}.attempt = :next, {p}.claimed_at = :now"
-            f" REMOVE {p}.job_id, {p}.#error, {p}.started_at, {p}.finished_at, {p}.#result, {p}.#metrics",
-            f"{p}.#state = :failed AND {p}.attempt = :a AND attribute_not_exists(cancelled)",
-            {
-                ":sub": schema.SUBMITTED,
-                ":next": attempt + 1,
-                ":failed": schema.FAILED,
-                ":a": attempt,
-                ":now": now_iso(),
-            },
-        )
+    def retry(self, chunk: ChunkItem) -> bool:
+        """Its failed last step -> submitted with the next attempt; the router sees the claim and submits a new job.
+        The chunk rejoins the open index, and a failure its video counted is taken off the count in the same
+        transaction. True if retried (False: it was not failed as read, or was cancelled meanwhile)."""
+        p, attempt = f"steps[{len(chunk.steps) - 1}]", chunk.last.attempt
+        condition = f"{p}.#state = :failed AND {p}.attempt = :a AND attribute_not_exists(cancelled) AND "
+        condition += "attribute_not_exists(counted)" if chunk.counted is None else "counted = :counted"
+        values: dict[str, Any] = {
+            ":sub": schema.SUBMITTED,
+            ":next": attempt + 1,
+            ":failed": schema.FAILED,
+            ":a": attempt,
+            ":now": now_iso(),
+            ":chunk": schema.OPEN_CHUNK,
+        }
+        if chunk.counted is not None:
+            values[":counted"] = chunk.counted
+        ops = [
+            self._op(
+                schema.chunk_key(chunk.video_id, chunk.index),
+                f"SET {p}.#state = :sub, {p}.attempt = :next, {p}.claimed_at = :now, #open = :chunk"
+                f" REMOVE counted, {p}.job_id, {p}.#error, {p}.started_at, {p}.finished_at, {p}.#result, {p}.#metrics",
+                condition,
+                values,
+            )
+        ]
+        if chunk.counted is not None:
+            ops.append(
+                self._op(
+                    schema.video_key(chunk.video_id),
+                    f"ADD chunks_{chunk.counted} :minus",
+                    "attribute_exists(pk)",
+                    {":minus": -1},
+                )
+            )
+        return self._transact(ops) is None
 
     def flag_cancelled(self, video_id: str, index: int) -> dict[str, Any] | Conflict:
         """Stops further claims on the chunk (every claim checks the flag)."""
@@ -317,83 +430,86 @@ class Store:
 
     # -- video --------------------------------------------------------------------------------------------------
     def finish_chunk(self, video_id: str, index: int, ok: bool) -> dict[str, Any] | None:
-        """Add the chunk to `chunks_done` or `chunks_failed` (sets: replays change nothing, and write nothing).
-        Returns the video item as it is now, or None when there is no video item."""
-        add, remove = ("chunks_done", "chunks_failed") if ok else ("chunks_failed", "chunks_done")
-        updated = self._update(
-            schema.video_key(video_id),
-            f"ADD {add} :set DELETE {remove} :set",
-            f"attribute_exists(pk) AND NOT contains({add}, :i)",
-            {":set": {index}, ":i": index},
-        )
-        return updated.item if isinstance(updated, Conflict) else updated
+        """Count the chunk once on its video as done or failed: the chunk's `counted` mark and the video's counter
+        change in one transaction, so a replayed record counts nothing twice. A chunk counted the other way (a stale
+        failure counted after a retry reopened it) moves from one counter to the other. The chunk leaves the open
+        index; the video joins it, so a crash before its settle leaves it to the sweep. Returns the video item as it
+        is now, or None when the chunk or the video item does not exist."""
+        state, other = (schema.DONE, schema.FAILED) if ok else (schema.FAILED, schema.DONE)
+        seen: str | None = None
+        for _ in range(3):
+            chunk_condition = "attribute_exists(pk) AND " + (
+                "attribute_not_exists(counted)" if seen is None else "counted = :seen"
+            )
+            values: dict[str, Any] = {":state": state}
+            if seen is not None:
+                values[":seen"] = seen
+            video_update = f"ADD chunks_{state} :one SET #open = :video"
+            video_values: dict[str, Any] = {":one": 1, ":video": schema.OPEN_VIDEO}
+            if seen == other:
+                video_update = f"ADD chunks_{state} :one, chunks_{other} :minus SET #open = :video"
+                video_values[":minus"] = -1
+            reasons = self._transact(
+                [
+                    self._op(
+                        schema.chunk_key(video_id, index), "SET counted = :state REMOVE #open", chunk_condition, values
+                    ),
+                    self._op(schema.video_key(video_id), video_update, "attribute_exists(pk)", video_values),
+                ]
+            )
+            if reasons is None:
+                return self._get(schema.video_key(video_id))
+            if reasons[1] == "ConditionalCheckFailed":
+                return None
+            chunk = self._get(schema.chunk_key(video_id, index))
+            if chunk is None:
+                return None
+            seen = chunk.get("counted")
+            if seen == state:
+                return self._get(schema.video_key(video_id))  # a replay: counted already
+        raise PipelineError(f"cannot count chunk {index} of video {video_id}: its mark keeps changing")
 
-    def reopen_chunk(self, video_id: str, index: int) -> dict[str, Any] | Conflict:
-        """A retried chunk is no longer finished; a failed video runs again (a cancelled one stays cancelled)."""
+    def reopen_video(self, video_id: str) -> dict[str, Any] | Conflict:
+        """A failed video runs again once one of its chunks is retried (a cancelled one stays cancelled)."""
         return self._update(
             schema.video_key(video_id),
-            "SET #state = :running DELETE chunks_failed :i REMOVE #error, finished_at",
+            "SET #state = :running, #open = :video REMOVE #error, finished_at",
             "#state IN (:running, :failed)",
-            {":running": schema.RUNNING, ":failed": schema.FAILED, ":i": {index}},
+            {":running": schema.RUNNING, ":failed": schema.FAILED, ":video": schema.OPEN_VIDEO},
         )
 
     def settle_video(self, video: VideoItem, state: str, error: str | None) -> dict[str, Any] | Conflict:
-        """A running (or failed, then retried) video reaches `state`, if its counts are still those it was decided
-        on: a settle that lost a race with a later count or a retry's reopen writes nothing."""
+        """A running (or failed, then retried) video reaches `state` and leaves the open index, if its counts are
+        still those it was decided on: a settle that lost a race with a later count or a retry writes nothing."""
         values: dict[str, Any] = {
             ":state": state,
             ":now": now_iso(),
             ":running": schema.RUNNING,
             ":failed": schema.FAILED,
+            ":done_n": video.chunks_done,
+            ":failed_n": video.chunks_failed,
         }
-        update = "SET #state = :state, finished_at = :now" + (", #error = :error" if error else " REMOVE #error")
+        update = "SET #state = :state, finished_at = :now" + (", #error = :error" if error else "")
+        update += " REMOVE #open" + ("" if error else ", #error")
         if error:
             values[":error"] = error
-        condition = "#state IN (:running, :failed)"
-        for name, members in (("chunks_done", video.chunks_done), ("chunks_failed", video.chunks_failed)):
-            if members:
-                condition += f" AND size({name}) = :n_{name}"
-                values[f":n_{name}"] = len(members)
-            else:
-                condition += f" AND attribute_not_exists({name})"
+        condition = "#state IN (:running, :failed) AND chunks_done = :done_n AND chunks_failed = :failed_n"
         return self._update(schema.video_key(video.video_id), update, condition, values)
 
     def put_chunks(self, video_id: str, chunks: Sequence[ChunkItem]) -> bool:
         """Write a local submit's chunk items, up to 99 per transaction, each with a progress mark on its `submitted`
         video (so the sweep's grace counts from the last progress, and its failing an interrupted submit is
         conditional on that mark). False, writing nothing more, once the video is no longer `submitted`."""
-        video = serialize(schema.video_key(video_id))
         for start in range(0, len(chunks), _TRANSACTION_ITEMS - 1):
             batch = chunks[start : start + _TRANSACTION_ITEMS - 1]
-            writes: list[dict[str, Any]] = [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": serialize(chunk.to_item()),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for chunk in batch
-            ]
-            writes.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": video,
-                        "UpdateExpression": "SET progress_at = :now",
-                        "ConditionExpression": "#state = :sub",
-                        "ExpressionAttributeNames": {"#state": "state"},
-                        "ExpressionAttributeValues": serialize({":now": now_iso(), ":sub": schema.SUBMITTED}),
-                    }
-                }
-            )
-            try:
-                self.client.transact_write_items(TransactItems=writes)
-            except self.client.exceptions.TransactionCanceledException as exc:
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if reasons and reasons[-1] == "ConditionalCheckFailed":
-                    return False  # the video was failed (an interrupted submit, said the sweep) or cancelled
-                raise PipelineError(f"cannot write chunk items of video {video_id}: {reasons or exc}") from None
+            writes = [self._new(chunk.to_item()) for chunk in batch]
+            progress = {":now": now_iso(), ":sub": schema.SUBMITTED}
+            writes.append(self._op(schema.video_key(video_id), "SET progress_at = :now", "#state = :sub", progress))
+            reasons = self._transact(writes)
+            if reasons is not None and reasons[-1] == "ConditionalCheckFailed":
+                return False  # the video was failed (an interrupted submit, said the sweep) or cancelled
+            if reasons is not None:
+                raise PipelineError(f"cannot write chunk items of video {video_id}: an item exists ({reasons})")
         return True
 
     def start_video(self, video_id: str) -> dict[str, Any] | Conflict:
@@ -446,6 +562,7 @@ class Store:
         if job_id is not None:
             update, owner = update + ", split_job_id = :job", f"({owner} OR split_job_id = :job)"
             values[":job"] = job_id
+        update += " REMOVE #open"
         return self._update(
             schema.video_key(video_id), update, f"#state = :sub AND {owner} AND {_split_is(attempt)}", values
         )
@@ -455,7 +572,7 @@ class Store:
         count); the caller submits the new attempt's job."""
         return self._update(
             schema.video_key(video_id),
-            "SET #state = :sub, split_attempt = :next, claimed_at = :now"
+            "SET #state = :sub, split_attempt = :next, claimed_at = :now, #open = :video"
             " REMOVE split_job_id, #error, started_at, finished_at",
             f"#state = :failed AND chunk_count = :zero AND begins_with(#source, :s3) AND {_split_is(attempt)}",
             {
@@ -466,11 +583,13 @@ class Store:
                 ":zero": 0,
                 ":s3": "s3://",
                 ":a": attempt,
+                ":video": schema.OPEN_VIDEO,
             },
         )
 
     def set_video_state(self, video_id: str, state: str, error: str | None = None) -> dict[str, Any] | Conflict:
-        update = "SET #state = :state, finished_at = :now" + (", #error = :error" if error else " REMOVE #error")
+        update = "SET #state = :state, finished_at = :now" + (", #error = :error" if error else "")
+        update += " REMOVE #open" + ("" if error else ", #error")
         values: dict[str, Any] = {":state": state, ":now": now_iso()}
         if error:
             values[":error"] = error
@@ -494,7 +613,7 @@ class Store:
             values[":seen"] = video.progress_at
         return self._update(
             schema.video_key(video.video_id),
-            "SET #state = :failed, #error = :reason, finished_at = :now",
+            "SET #state = :failed, #error = :reason, finished_at = :now REMOVE #open",
             condition,
             values,
         )

@@ -201,8 +201,8 @@ def _videos_table(videos: list[VideoItem], malformed: list[Malformed] | None = N
             v.name,
             v.state,
             str(v.chunk_count),
-            str(len(v.chunks_done)),
-            str(len(v.chunks_failed)),
+            str(v.chunks_done),
+            str(v.chunks_failed),
             v.created_at,
         )
     for item, reason in malformed or []:

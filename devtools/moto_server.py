@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
 
-from moto.server import ThreadedMotoServer
+from cli.local.server import MotoServer
 
 REGION = "us-east-1"
 
 
-def serve(name: str) -> tuple[ThreadedMotoServer, str]:
+def serve(name: str) -> tuple[MotoServer, str]:
     """Start a server, point this process's AWS settings at it (credentials named after `name`: long enough that
     no output masks them); returns the server and its endpoint. The caller restores the environment if it must."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = MotoServer(0)  # the local stack's: DynamoDB writes to an item one at a time, as DynamoDB does
     server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    _configure(endpoint)
+    _point_at(server.endpoint, name)
+    return server, server.endpoint
+
+
+def _point_at(endpoint: str, name: str) -> None:
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID=f"{name}-access-key",
@@ -29,6 +35,27 @@ def serve(name: str) -> tuple[ThreadedMotoServer, str]:
         AWS_DEFAULT_REGION=REGION,
     )
     os.environ.pop("AWS_PROFILE", None)
+
+
+def serve_process(name: str) -> tuple[subprocess.Popen[bytes], str]:
+    """As `serve`, with moto in a process of its own (for load that would otherwise share this process's GIL),
+    and transactions that cost what AWS's do (`devtools.moto_process`)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "devtools.moto_process", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            _configure(endpoint)
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        server.kill()
+        raise RuntimeError(f"moto server did not start on {endpoint}")
+    _point_at(endpoint, name)
     return server, endpoint
 
 

@@ -11,10 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from batch_jobs import schema
-from batch_jobs.batch import BatchClient, JobSpec
+from batch_jobs.batch import SUBMIT_QUOTA, BatchClient, JobSpec, Pacer
 from batch_jobs.config import StackConfig, load_config
 from batch_jobs.control import settle
 from batch_jobs.errors import PipelineError
@@ -25,6 +26,10 @@ from batch_jobs.store import Conflict, Store
 from router.events import JobStateChange, failure_reason
 
 log = logging.getLogger("derby_batch.router")
+# A connection per record thread of the handler. SubmitJob is paced to Batch's quota in this process; the quota is
+# shared by every router at work, so a throttled call is retried with exponential backoff (botocore's standard mode).
+_POOL = Config(max_pool_connections=40)
+_RETRIED = _POOL.merge(Config(retries={"mode": "standard", "max_attempts": 10}))
 
 
 @dataclass
@@ -36,7 +41,9 @@ class Router:
     @classmethod
     def from_session(cls, session: Any, stack: str) -> Router:
         config = load_config(session.client("ssm"), stack)
-        return cls(config, Store(session.client("dynamodb"), config.table), BatchClient(session.client("batch")))
+        ddb = session.client("dynamodb", config=_POOL)
+        batch = BatchClient(session.client("batch", config=_RETRIED), Pacer(SUBMIT_QUOTA))
+        return cls(config, Store(ddb, config.table), batch)
 
     # -- stream records -----------------------------------------------------------------------------------------
     def on_chunk_change(self, new: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -51,7 +58,7 @@ class Router:
                     f"step {pos} is {chunk.last.step!r}, not in the pipeline of stack {self.config.stack}"
                 )
         except MalformedItem as exc:
-            self._reject(new, str(exc))
+            self.reject(new, str(exc))
             return
         action = next_step(chunk, self.config.pipeline)
         if action is Next.SUBMIT:
@@ -119,7 +126,7 @@ class Router:
             return
         settle(self.store, video)
 
-    def _reject(self, item: dict[str, Any], reason: str) -> None:
+    def reject(self, item: dict[str, Any], reason: str) -> None:
         """Record why an item cannot be processed and count its chunk as failed; never retry it (it cannot heal)."""
         log.error("malformed chunk item %s %s: %s", item.get("pk"), item.get("sk"), reason)
         key = {"pk": str(item.get("pk")), "sk": str(item.get("sk"))}

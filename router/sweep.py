@@ -1,10 +1,11 @@
 """A periodic repair pass for what the stream cannot redo: records older than the stream's 24 h, lost events.
 
-For each unfinished chunk, `lifecycle.next_step` says what it waits for, as it does for the router: a claim without a
+It reads the open index (keys only, paginated, each page of items read back consistently): the chunks not yet counted
+on their video and the videos not yet settled, never the table's history. For each open chunk, `lifecycle` says what
+it waits for, as it does for the router: a finished chunk is counted (its last record was lost), a claim without a
 job is submitted, a `done` step without a next claim is claimed, and a step whose job has ended (or vanished) without
 recording `done` is failed, exactly as its Batch event would. A claim younger than `CLAIM_GRACE` is left alone: the
-router that made it is likely still submitting its job. Then each active video gets its finished chunks counted and
-settles (`sweep_videos.py`).
+router that made it is likely still submitting its job. Then each open video settles (`sweep_videos.py`).
 
 Each item is repaired on its own: one that raises is logged and counted, and the pass goes on. The pass stops once
 its time budget is spent (the Lambda's remaining time, less a margin) and says so; the next pass starts over.
@@ -14,17 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_jobs import schema
 from batch_jobs.errors import PipelineError
-from batch_jobs.lifecycle import JOB_ACTIVE, JOB_FAILED, JOB_FINISHED, Next, next_step
+from batch_jobs.lifecycle import JOB_ACTIVE, JOB_FAILED, JOB_FINISHED, Next, next_step, outcome
 from batch_jobs.pipeline import step_index
 from batch_jobs.schema import ChunkItem
-from batch_jobs.store import deserialize, serialize
 from router.core import Router
 from router.events import JobStateChange
 from router.sweep_videos import repair_videos
@@ -64,26 +64,6 @@ class SweepReport:
     complete: bool = True  # False when the budget ran out before every item was seen
 
 
-def _chunks(router: Router) -> Iterator[ChunkItem]:
-    client = router.store.client
-    params: dict[str, Any] = {
-        "TableName": router.store.table,
-        "FilterExpression": "begins_with(sk, :p) AND attribute_not_exists(#error) AND attribute_not_exists(cancelled)",
-        "ExpressionAttributeNames": {"#error": "error"},
-        "ExpressionAttributeValues": serialize({":p": schema.CHUNK_PREFIX}),
-    }
-    while True:
-        response = client.scan(**params)
-        for item in response["Items"]:
-            try:
-                yield ChunkItem.from_item(deserialize(item))
-            except schema.MalformedItem:
-                continue  # the stream record of this item records the error
-        if "LastEvaluatedKey" not in response:
-            return
-        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
 def sweep(
     router: Router, grace: timedelta = CLAIM_GRACE, budget: Budget | None = None, now: datetime | None = None
 ) -> SweepReport:
@@ -91,15 +71,15 @@ def sweep(
     report, budget = SweepReport(), budget or Budget(BUDGET_SECONDS)
     claimed_before = (now or datetime.now(UTC)) - grace
     watched: dict[str, ChunkItem] = {}
-    for chunk in _chunks(router):
+    for raw in router.store.open_items(schema.OPEN_CHUNK):
         if budget.spent():
             report.complete = False
             return report
         report.chunks += 1
         try:
-            _repair_chunk(router, chunk, claimed_before, watched, report)
+            _repair_chunk(router, raw, claimed_before, watched, report)
         except Exception:
-            log.exception("sweep: chunk %s of video %s", chunk.index, chunk.video_id)
+            log.exception("sweep: chunk %s of %s", raw.get("sk"), raw.get("pk"))
             report.errors += 1
     try:
         _end_lost_jobs(router, watched, report)
@@ -112,11 +92,28 @@ def sweep(
 
 
 def _repair_chunk(
-    router: Router, chunk: ChunkItem, before: datetime, watched: dict[str, ChunkItem], report: SweepReport
+    router: Router, raw: dict[str, Any], before: datetime, watched: dict[str, ChunkItem], report: SweepReport
 ) -> None:
+    try:
+        chunk = ChunkItem.from_item(raw)
+    except schema.MalformedItem as exc:
+        if not raw.get("error"):
+            router.reject(raw, str(exc))  # what its record did, or would have done had it arrived
+            return
+        chunk = None
+    if chunk is None or chunk.error:  # malformed: counted failed, as the router's `reject` does
+        index = schema.chunk_index(str(raw.get("sk", "")))
+        if index is not None:
+            router.finish_chunk(str(raw.get("pk", "")).removeprefix(schema.PK_PREFIX), index, ok=False)
+            report.counted += 1
+        return
     pos, last = len(chunk.steps) - 1, chunk.last
     action = next_step(chunk, router.config.pipeline)
-    if action is Next.SUBMIT:
+    ok = outcome(chunk, router.config.pipeline)
+    if ok is not None:
+        router.finish_chunk(chunk.video_id, chunk.index, ok)  # its last record's count was lost
+        report.counted += 1
+    elif action is Next.SUBMIT:
         if last.claimed_at and datetime.fromisoformat(last.claimed_at) > before:
             return
         router.submit(chunk, pos)

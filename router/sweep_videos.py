@@ -1,9 +1,8 @@
-"""The sweep's pass over active videos: what only a lost final record (or an interrupted submit) leaves undone.
+"""The sweep's pass over open videos: what a lost settle (or an interrupted submit) leaves undone.
 
-A chunk's last record (done at the last step, failed, cancelled, malformed) is what counts it on its video; if that
-record is lost (expired, or sent to the dead-letter queue) the video stays `running` forever. Here each active
-video's chunks are read and the finished ones it has not counted are counted (`Router.finish_chunk`, idempotent),
-which settles it. A failed video is read too: a retry may have reopened chunks whose count was lost.
+Chunks are counted by the chunk pass (`sweep.py`), which runs first; every count puts its video in the open index, so
+a video whose settling write was lost (a crash right after the last count) is settled here. A video that a late
+count put back after it settled leaves the index.
 
 A local submit writes its video `submitted`, its chunk items in transactions that each mark the video's
 `progress_at`, then makes it `running`. One still `submitted` with every chunk item written is started here; one with
@@ -18,29 +17,18 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from batch_jobs import schema
 from batch_jobs.control import settle, split_spec
-from batch_jobs.lifecycle import outcome
-from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem
+from batch_jobs.schema import MalformedItem, VideoItem
 from router.core import Router
 
 if TYPE_CHECKING:
     from router.sweep import Budget, SweepReport
 
 log = logging.getLogger("derby_batch.sweep")
-_REPAIRED = frozenset({schema.SUBMITTED, schema.RUNNING, schema.FAILED})
-
-
-def _finished(router: Router, raw: dict[str, Any]) -> bool | None:
-    """True or False when the chunk has finished done or failed (as its last record would count it), else None."""
-    if raw.get("error"):
-        return False
-    try:
-        return outcome(ChunkItem.from_item(raw), router.config.pipeline)
-    except MalformedItem:
-        return False  # its record gets the error recorded and counts it failed
+_SETTLED_FROM = frozenset({schema.RUNNING, schema.FAILED})
 
 
 def _repair_submit(router: Router, video: VideoItem, written: int, before: datetime) -> bool:
@@ -64,7 +52,7 @@ def _repair_submit(router: Router, video: VideoItem, written: int, before: datet
 
 
 def repair_videos(router: Router, submitted_before: datetime, budget: Budget, report: SweepReport) -> None:
-    for item in router.store.video_items():
+    for item in router.store.open_items(schema.OPEN_VIDEO):
         if budget.spent():
             report.complete = False
             return
@@ -72,25 +60,14 @@ def repair_videos(router: Router, submitted_before: datetime, budget: Budget, re
             video = VideoItem.from_item(item)
         except MalformedItem:
             continue  # `status` shows it; nothing here can repair it
-        if video.state not in _REPAIRED:
-            continue
         try:
-            _repair_video(router, video, submitted_before, report)
+            if video.state == schema.SUBMITTED:
+                written = len(router.store.chunk_items(video.video_id))
+                report.interrupted += _repair_submit(router, video, written, submitted_before)
+            elif video.state in _SETTLED_FROM:
+                settle(router.store, video)
+            else:
+                router.store.leave_open_index(video.video_id)
         except Exception:
             log.exception("sweep: video %s", video.video_id)
             report.errors += 1
-
-
-def _repair_video(router: Router, video: VideoItem, submitted_before: datetime, report: SweepReport) -> None:
-    chunks = router.store.chunk_items(video.video_id)
-    if video.state == schema.SUBMITTED:
-        report.interrupted += _repair_submit(router, video, len(chunks), submitted_before)
-        return
-    for raw in chunks:
-        index, ok = schema.chunk_index(str(raw.get("sk", ""))), _finished(router, raw)
-        if index is None or ok is None or index in video.chunks_done:
-            continue
-        if ok or index not in video.chunks_failed:  # a retried chunk that ended done was counted failed before
-            router.finish_chunk(video.video_id, index, ok)  # the last one settles the video
-            report.counted += 1
-    settle(router.store, router.store.get_video(video.video_id))  # all were counted, but the settling write was lost

@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from batch_jobs import schema
+from batch_jobs import control, schema
 from batch_jobs.actions import WARM_IMPORTS
 from batch_jobs.batch import BatchClient, JobInfo, JobSpec
 from batch_jobs.bootstrap import bootstrap_stack
@@ -27,7 +27,7 @@ from batch_jobs.lifecycle import JOB_FAILED, JOB_FINISHED, JOB_RUNNABLE, JOB_SUC
 from batch_jobs.pipeline import Pipeline, load_pipeline, step_index
 from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem
 from batch_jobs.stack import Stack
-from batch_jobs.store import Conflict, Store
+from batch_jobs.store import Store
 from cli.local.events import job_state_change
 from cli.local.executor import INTERRUPTED_REASON, ComputeQueue, JobEnvironment, JobExecutor
 from cli.local.files import write_json
@@ -369,9 +369,10 @@ class LocalStack:
             Router(self.config, self.store, BatchClient(self.session_client("batch"))).on_job_state_change(change)
 
     def _retry_step(self, video_id: str, index: int, pos: int, attempt: int, why: str) -> None:
-        """`derby-batch retry` of one failed step: the next attempt, and the chunk no longer counted as failed."""
-        if not isinstance(self.store.retry(video_id, index, pos, attempt), Conflict):
-            self.store.reopen_chunk(video_id, index)
+        """`derby-batch retry` of one failed step (if it is still this step's attempt): the next attempt, and the
+        chunk no longer counted as failed."""
+        chunk = self.store.get_chunk(video_id, index)
+        if (len(chunk.steps) - 1, chunk.last.attempt) == (pos, attempt) and control.retry_chunk(self.store, chunk):
             step = self.config.pipeline[pos].name
             self._log(f"re-running {step} of chunk {index} of {video_id}: {why}")
 
@@ -391,7 +392,7 @@ class LocalStack:
         if pos >= len(steps) or steps[pos].state != schema.FAILED or steps[pos].attempt != attempt:
             return  # the job had finished its step before the stop: nothing was lost
         deadline = time.monotonic() + RESUME_WAIT_SECONDS
-        while index not in self.store.get_video(video_id).chunks_failed and time.monotonic() < deadline:
+        while self.store.get_chunk(video_id, index).counted != schema.FAILED and time.monotonic() < deadline:
             time.sleep(0.05)
         self._retry_step(video_id, index, pos, attempt, "it was running when the stack stopped")
 

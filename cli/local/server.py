@@ -42,15 +42,24 @@ class Notices:
     jobs_changed: Callable[[], None] = lambda: None
 
 
-class _Notifier:
-    """WSGI middleware that calls the `Notices`."""
+class Gate:
+    """WSGI middleware: DynamoDB requests one at a time, then the `Notices`.
 
-    def __init__(self, app: Any, notices: Notices) -> None:
-        self._app, self._notices = app, notices
+    moto's DynamoDB has no lock: two writes to one item at once can both read it before either writes, and one is
+    lost (two counts of a video's chunks counted once). DynamoDB applies the writes to an item one after another; so
+    does moto behind this gate. Other services pass as they come."""
+
+    def __init__(self, app: Any, notices: Notices | None = None) -> None:
+        self._app, self._notices = app, notices or Notices()
+        self._dynamodb = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        response = self._app(environ, start_response)
         service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
+        if service.startswith("DynamoDB_"):
+            with self._dynamodb:
+                response = self._app(environ, start_response)
+        else:
+            response = self._app(environ, start_response)
         if service.startswith("DynamoDB_") and operation in DYNAMODB_WRITES:
             self._notices.table_written()
         elif environ.get("PATH_INFO", "").lower() in BATCH_JOB_CHANGES:
@@ -79,7 +88,7 @@ class MotoServer:
             self._server: BaseWSGIServer = make_server(
                 HOST,
                 port,
-                _Notifier(DomainDispatcherApplication(create_backend_app), notices or Notices()),
+                Gate(DomainDispatcherApplication(create_backend_app), notices),
                 threaded=True,
                 request_handler=MotoRequestHandler,
                 fd=listener.fileno(),

@@ -20,6 +20,7 @@ KINDS = (
     "record_lost",  # expired or sent to the dead-letter queue
     "listjobs_lag",  # a submitted job is not listed for a while
     "submit_throttled",
+    "transaction_conflict",  # a TransactWriteItems meets another transaction on the same item and is cancelled
     "submit_refused",  # SubmitJob refused for good (a queue gone)
     "job_exits_without_writing",
     "job_vanishes",  # Batch loses a running job: the sweep declares it lost; it finishes after everything else
@@ -46,6 +47,7 @@ class Profile:
     listjobs_lag: float = 0.25
     submit_throttled: float = 0.05
     submit_refused: float = 0.02
+    transaction_conflict: float = 0.1  # per TransactWriteItems
     job_exits_without_writing: float = 0.04
     job_vanishes: float = 0.3  # per sweep, when a job runs
     event_lost: float = 0.08

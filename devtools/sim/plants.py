@@ -11,7 +11,7 @@ from batch_jobs import control, layout, schema
 from batch_jobs.batch import BatchClient
 from batch_jobs.schema import ResultRef, VideoItem
 from batch_jobs.store import Store, serialize
-from router import core, sweep_videos
+from router import core, sweep, sweep_videos
 
 
 @contextmanager
@@ -48,7 +48,7 @@ def result_key_per_step() -> AbstractContextManager[None]:
 
 def no_lost_count_repair() -> AbstractContextManager[None]:
     """The sweep no longer counts finished chunks whose final record was lost. (no_video_stuck)"""
-    return _patched((sweep_videos, "_repair_video", lambda *args, **kwargs: None))
+    return _patched((sweep, "outcome", lambda *args, **kwargs: None))
 
 
 def no_failure_reason() -> AbstractContextManager[None]:

@@ -37,6 +37,7 @@ from devtools.sim.faults import Faults, Profile
 from devtools.sim.invariants import Final, check, read_chunks, read_document
 from router import handler
 from router.core import Router
+from router.handler import THREADS_ENV
 from router.sweep import SweepReport, sweep
 
 REGION = "us-east-1"
@@ -81,6 +82,9 @@ class Wiring:
     _instance: Wiring | None = None
 
     def __init__(self) -> None:
+        # The router handles a delivery's records on the invoking thread, where the scheduler parks its calls;
+        # records handled at once are the scheduler's concurrent deliveries.
+        os.environ[THREADS_ENV] = "1"
         self.session = CachedSession(boto3.Session(region_name=REGION))
         self.world: World | None = None
         self.raw_batch = boto3.Session(region_name=REGION).client("batch")
@@ -118,6 +122,9 @@ class Wiring:
         events.register("before-parameter-build", stash_params)
         events.register("before-call", lambda **kw: self._world().sched.park(**kw))
         events.register("after-call", lambda **kw: self._world().record_write(**kw))
+        if service == "dynamodb":
+            conflict = "before-call.dynamodb.TransactWriteItems"
+            events.register(conflict, lambda _c=client, **kw: self._world().transaction_conflict(_c, **kw))
         if service == "batch":
             for event, method in SimBatch.HOOKS:
                 events.register(event, lambda _m=method, **kw: getattr(self._world().batch, _m)(**kw))
@@ -190,6 +197,21 @@ class World:
                 for op in entry.values():
                     key = op.get("Key") or op.get("Item") or {}
                     actor.writes.append(("ddb", key.get("pk", {}).get("S", "")))
+
+    def transaction_conflict(self, client: Any, context: dict[str, Any], **_: Any) -> None:
+        """`before-call` hook: DynamoDB cancels a transaction that met another one on one of its items."""
+        if self.sched.current is None or not self.faults.draw(
+            "transaction_conflict", self.faults.profile.transaction_conflict
+        ):
+            return
+        codes = ["None"] * len(context[API_PARAMS]["TransactItems"])
+        codes[self.rng.randrange(len(codes))] = "TransactionConflict"
+        response: Any = {
+            "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+            "CancellationReasons": [{"Code": c} for c in codes],
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        raise client.exceptions.TransactionCanceledException(response, "TransactWriteItems")
 
     def note(self, line: str) -> None:
         self.faults.trace.append(f"{self.batch.tick:3d} {line}")

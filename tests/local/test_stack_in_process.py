@@ -176,10 +176,11 @@ def test_start_reconciles_the_saved_steps_with_the_job_ledger_and_sweeps(
     def back_to_running(item: dict[str, Any]) -> None:
         """Each chunk's last step `running` under `job_of[chunk]`, the video `running` without them counted."""
         if item["sk"] == "video":
-            item["state"] = "running"
-            item.pop("chunks_done", None)
+            item.update(state="running", chunks_done=0, open="video")
             item.pop("finished_at", None)
             return
+        item.pop("counted", None)
+        item["open"] = "chunk"
         index = int(item["sk"].removeprefix("chunk#"))
         step = item["steps"][-1]
         step.update(state="running", job_id=job_of[index])
@@ -198,4 +199,4 @@ def test_start_reconciles_the_saved_steps_with_the_job_ledger_and_sweeps(
     assert chunks[2].last.state == "failed" and chunks[2].last.attempt == 1
     assert chunks[2].last.error == f"job {failed} FAILED: Essential container in task exited"
     video = second.store.get_video(video_id)
-    assert video.chunks_done == {0, 1} and video.chunks_failed == {2}
+    assert (video.chunks_done, video.chunks_failed) == (2, 1)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pipeline_clips import make_clip
 
 from batch_jobs import schema
@@ -14,6 +15,7 @@ from batch_jobs.submit import Submitted, submit_file
 from cli.local.lambda_context import InvocationCrash
 from devtools.drive import World
 from router import handler
+from router.handler import THREADS_ENV
 
 
 def _jobs_per_chunk_step(world: World, video_id: str) -> Counter[tuple[int, str, int]]:
@@ -80,7 +82,10 @@ def _hook_router(hook: Callable[..., None]) -> Callable[[], None]:
     return unhook
 
 
-def test_crash_after_each_router_call_loses_no_chunk(world: World, tmp_path: Path) -> None:
+def test_crash_after_each_router_call_loses_no_chunk(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(THREADS_ENV, "1")  # records one after another: the n-th call is the same in every walk
     clip = tmp_path / "two-chunks.mp4"
     make_clip(clip, seconds=4)
 

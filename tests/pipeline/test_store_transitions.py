@@ -26,7 +26,7 @@ MOVES: dict[str, Callable[[Store, str], Any]] = {
     schema.DONE: lambda store, v: store.mark_done(v, 0, 1, JOB, ResultRef("b", "k"), {"frames": 25}),
     schema.FAILED: lambda store, v: store.mark_failed(v, 0, 1, "boom", job_id=JOB, attempt=1),
     schema.CANCELLED: lambda store, v: store.mark_cancelled(v, 0, 1),
-    schema.SUBMITTED: lambda store, v: store.retry(v, 0, 1, 1),
+    schema.SUBMITTED: lambda store, v: store.retry(store.get_chunk(v, 0)) or Conflict(None),
 }
 
 

@@ -169,7 +169,14 @@ def test_table_is_on_demand_with_stream_and_pitr(endpoint: str, deployment: Depl
         ("pk", "HASH"),
         ("sk", "RANGE"),
     ]
-    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {"pk": "S", "sk": "S"}
+    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {
+        "pk": "S",
+        "sk": "S",
+        "open": "S",
+    }
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert (index["IndexName"], index["KeySchema"]) == ("open", [{"AttributeName": "open", "KeyType": "HASH"}])
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     backups = dynamodb.describe_continuous_backups(TableName=f"{STACK}-items")["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
@@ -407,10 +414,10 @@ def test_stream_mapping_has_failure_handling_and_chunk_filter(endpoint: str, dep
     ]
     assert mapping["EventSourceArn"] == stream_arn
     assert mapping["State"] == "Enabled"
-    assert mapping["BatchSize"] == 100
+    assert (mapping["BatchSize"], mapping["ParallelizationFactor"]) == (1000, 10)
     assert mapping["BisectBatchOnFunctionError"] is True
     assert mapping["MaximumRetryAttempts"] == 5
-    assert mapping["MaximumRecordAgeInSeconds"] == 3600
+    assert mapping["MaximumRecordAgeInSeconds"] == -1  # as long as the stream keeps it (24 h)
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["DestinationConfig"] == {
         "OnFailure": {"Destination": f"arn:aws:sqs:{REGION}:{account}:{STACK}-router-dlq"}
