@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench simulate clean
+.PHONY: install demo test lint unit bench simulate scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 # The fault-injecting simulation of the whole pipeline: 500 seeded schedules (`make test` runs a few of them).
 simulate: $(STAMP)
 	$(BIN)/python -m devtools.sim
+
+# The pipeline at scale against moto at Batch's SubmitJob quota: one video of 10,000 chunks, 100 videos of 100.
+scale: $(STAMP)
+	$(BIN)/python -m devtools.scale
 
 clean:
 	rm -rf $(VENV) derby-output .pytest_cache .mypy_cache .ruff_cache

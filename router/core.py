@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from batch_jobs import schema
-from batch_jobs.batch import SUBMIT_QUOTA, BatchClient, JobSpec, Pacer
+from batch_jobs.batch import SUBMIT_PACE, BatchClient, JobSpec, Pacer
 from batch_jobs.config import StackConfig, load_config
 from batch_jobs.control import settle
 from batch_jobs.errors import PipelineError
@@ -42,7 +42,7 @@ class Router:
     def from_session(cls, session: Any, stack: str) -> Router:
         config = load_config(session.client("ssm"), stack)
         ddb = session.client("dynamodb", config=_POOL)
-        batch = BatchClient(session.client("batch", config=_RETRIED), Pacer(SUBMIT_QUOTA))
+        batch = BatchClient(session.client("batch", config=_RETRIED), Pacer(SUBMIT_PACE))
         return cls(config, Store(ddb, config.table), batch)
 
     # -- stream records -----------------------------------------------------------------------------------------

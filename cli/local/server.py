@@ -7,6 +7,7 @@ here first turns "port in use" into one clean error before anything else starts.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import socket
@@ -56,6 +57,9 @@ class Gate:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
         if service.startswith("DynamoDB_"):
+            # The body is read before the lock: a client stopped mid-request (a frozen job) must not hold it.
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
             with self._dynamodb:
                 response = self._app(environ, start_response)
         else:
