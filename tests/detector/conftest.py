@@ -35,6 +35,13 @@ def wide_clip(clips: Path) -> Clip:
 
 
 @pytest.fixture(scope="session")
+def crowd_clip(clips: Path) -> Clip:
+    """A crowded 1080p wide shot: 40 people 6-12% of the frame height, in groups side by side across tile borders."""
+    video = clips / "crowd.mp4"
+    return Clip(video, write_sample(video, SampleSpec.crowded(seconds=1.0, seed=4)))
+
+
+@pytest.fixture(scope="session")
 def small_clip(clips: Path) -> Clip:
     """Small and short, for the tests about formats, sampling and errors."""
     video = clips / "small.mp4"

@@ -10,7 +10,8 @@ from detector.detections import Detections
 from detector.errors import DetectorError
 from detector.face import anchors, head_region
 from detector.sampling import Sampler
-from detector.tiling import merge_tiles, plan_tiles
+from detector.tile_merge import merge_tiles
+from detector.tiling import plan_tiles
 
 
 def test_detections_check_shapes_and_select_by_mask() -> None:
@@ -77,14 +78,14 @@ def test_merge_drops_cut_pieces_and_joins_a_person_split_by_a_tile_border() -> N
 
     whole_frame_miss = Detections.empty()
     merged = merge_tiles(
-        [whole_frame_miss, dets(in_tile(person, grid.rects[1])), dets(in_tile(person, grid.rects[2]))], grid
+        [whole_frame_miss, dets(in_tile(person, grid.rects[1])), dets(in_tile(person, grid.rects[2]))], grid, 0.5
     )
     assert len(merged) == 1
     assert merged.boxes[0] * [1000, 500, 1000, 500] == pytest.approx(person, abs=1)
 
     # a complete box from the whole frame wins over the pieces
     full = dets(person / [1000, 500, 1000, 500])
-    merged = merge_tiles([full, dets(in_tile(person, grid.rects[1])), Detections.empty()], grid)
+    merged = merge_tiles([full, dets(in_tile(person, grid.rects[1])), Detections.empty()], grid, 0.5)
     assert len(merged) == 1 and iou(merged.boxes, full.boxes)[0, 0] > 0.99
 
 

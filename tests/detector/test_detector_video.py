@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 from detector_clips import VFR_TIMES_MS, Clip
-from scoring import score
 
 from detector.analyzer import AnalyzeOptions, analyze
 from detector.output import SCHEMA, frames_of, read_detections
+from devtools.scoring import score
 
 pytestmark = pytest.mark.slow
 HUMAN = AnalyzeOptions(detectors=("human",), tiles="off")
@@ -39,7 +39,7 @@ def test_output_document(small_clip: Clip, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     summary = analyze([small_clip.video], out, AnalyzeOptions(every=5, threshold=0.4))
     doc = json.loads(out.read_text())
-    assert list(doc) == ["schema", "source", "video", "detectors", "frames", "stats"]
+    assert list(doc) == ["schema", "source", "video", "detectors", "tiling", "frames", "stats"]
     assert doc["schema"] == SCHEMA
     assert doc["source"] == {"kind": "video", "inputs": [str(small_clip.video)]}
     assert doc["video"] == {"width": 480, "height": 270, "fps": 25.0, "frames": 25, "duration_s": 1.0}
@@ -47,6 +47,10 @@ def test_output_document(small_clip: Clip, tmp_path: Path) -> None:
     assert all(d["threshold"] == 0.4 for d in doc["detectors"])
     assert [f["index"] for f in doc["frames"]] == [0, 5, 10, 15, 20]
     assert doc["stats"]["frames_analyzed"] == summary.frames_analyzed == 5
+    (scene,) = doc["tiling"]  # one input, shorter than a scene: one grid, measured on its first frame
+    assert (scene["source"], scene["index"], scene["grid"]) == (str(small_clip.video), 0, summary.tiles)
+    assert scene["people"] == 2 and scene["probe_inputs"] >= 1
+    assert doc["stats"]["model_inputs_per_frame"] == pytest.approx(summary.model_inputs_per_frame, abs=0.01)
     labels = {d["label"] for f in doc["frames"] for d in f["detections"]}
     assert labels == {"person", "face"}
     for det in (d for f in doc["frames"] for d in f["detections"]):
