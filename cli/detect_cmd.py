@@ -177,11 +177,11 @@ def bench(
     for scene in result.scenes:
         if scene.probe_inputs:
             console.print(
-                f"auto tiles from frame {scene.index}: {scene.grid.label} for {scene.people} people of median height "
-                f"{scene.person_height or 0:.0f} px; the probe cost {scene.probe_inputs} model inputs",
+                f"auto tiles at frame {scene.index}: {scene.grid.label} ({scene.people} people, median "
+                f"{scene.person_height or 0:.0f} px; probe {scene.probe_inputs} inputs)",
                 highlight=False,
             )
-    console.print(f"model inputs per frame {result.model_inputs_per_frame:.1f} (tiles + whole frame, probes included)")
+    console.print(f"model inputs per frame {result.model_inputs_per_frame:.1f} (probes included)", highlight=False)
     pure_cpu, end_to_end_cpu, seed_cpu = result.cpu_ms_per_frame
     console.print(
         f"pure inference  {result.pure_inference_fps:7.1f} fps   {pure_cpu:6.1f} ms CPU/frame", highlight=False

@@ -132,7 +132,7 @@ class VideoAnalyzer:
 
     def planner(self) -> ScenePlanner:
         """A new run's tile decisions."""
-        return ScenePlanner(self.human, self.options.tiles, self.options.tile_overlap, self.options.batch_size)
+        return ScenePlanner(self.human, self.options.tiles, self.options.tile_overlap)
 
     def prepare(self, frame: DecodedFrame, keep_rgb: bool, planner: ScenePlanner) -> PreparedFrame:
         """Choose the grid, cut and resize the model inputs (runs in the decode thread)."""
@@ -141,14 +141,13 @@ class VideoAnalyzer:
         return PreparedFrame(frame.source, frame.index, frame.t, frame.rgb() if keep_rgb else None, grid, inputs)
 
     def infer(self, batch: list[PreparedFrame]) -> list[Detections]:
-        """All detectors on a batch of prepared frames. The person model gets `batch_size` images per call, frames or
-        tiles alike: on a CPU, calls of dozens of images (8 tiled frames are 56 images at 720p) run far slower per
-        image than calls of a few."""
+        """All detectors on a batch of prepared frames. The person model gets about `batch_size` images per call,
+        frames or tiles alike (on a CPU, calls of dozens of images ran far slower per image than calls of a few), but
+        never a frame split over two calls: on a GPU all the tiles of a frame go in one batch."""
         people: list[Detections] = [Detections.empty()] * len(batch)
         if self.human is not None:
-            inputs = np.concatenate([p.inputs for p in batch if p.inputs is not None])
-            size = self.options.batch_size  # images per model call: a batch of tiled frames is split up
-            found = [d for i in range(0, len(inputs), size) for d in self.human.detect(inputs[i : i + size])]
+            calls = _whole_frames([p.inputs for p in batch if p.inputs is not None], self.options.batch_size)
+            found = [d for call in calls for d in self.human.detect(call)]
             start = 0
             for i, p in enumerate(batch):
                 tiles = len(p.grid.rects)
@@ -246,6 +245,15 @@ class VideoAnalyzer:
         return AnalysisSummary(
             analyzed, seconds, fps, detectors, dict(counts), grids, scenes, per_frame, out_json, annotate
         )
+
+
+def _whole_frames(inputs: list[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Model calls of whole frames' inputs: frames are added to a call until it holds at least `size` images."""
+    start = 0
+    for end in range(1, len(inputs) + 1):
+        if end == len(inputs) or sum(len(i) for i in inputs[start:end]) >= size:
+            yield np.concatenate(inputs[start:end])
+            start = end
 
 
 def _expected_frames(sources: list[SourceInfo], sampler: Sampler, cap: int | None) -> int | None:

@@ -14,7 +14,8 @@ can be while the median person reaches TARGET_HEIGHT of the input and the shorte
 where one view finds about 9 and 7 people in 10. Overlapping tiles and the whole frame give each person more than one
 view, and larger targets cost more than they find: on generated crowds (`python -m devtools.eval_crowds`), 0.40 / 0.25
 found no more people than 0.30 / 0.20 with 1.6 times the tiles; 0.24 / 0.16 found 0.89 of them instead of 0.95-0.98.
-A probe that finds nobody leaves the frame-size grid (`tiling.plan_tiles`). Each scene's grid and the probe's cost,
+A probe that finds nobody leaves the frame-size grid (`tiling.plan_tiles`); one that finds one or two people gets
+no larger tiles than that grid's. Each scene's grid and the probe's cost,
 in model inputs, are recorded in the output (`tiling`).
 """
 
@@ -37,6 +38,7 @@ TARGET_HEIGHT = 0.30  # the median person's height in the model input, as a shar
 FLOOR_HEIGHT = 0.20  # the shortest tenth of the people at least this (one view: recall about 0.7)
 MAX_UPSCALE = 2.0  # tiles no smaller than half the input: enlarging further adds no detail to find
 PROBE_STEP = 2.5  # the model's band (0.33-0.9 of its input) spans almost 3x: levels this far apart leave no gap
+FEW_PEOPLE = 3  # fewer people than this say little about the scene: tiles no larger than the frame-size grid's
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,8 @@ class ScenePlanner:
     """The grid for each frame, in decoding order (runs in the decode thread; one planner per run). With a fixed
     `--tiles` every input keeps the grid of its frame size; `auto` measures the people at each scene's start."""
 
-    def __init__(self, human: Detector | None, spec: str, overlap: float, batch_size: int) -> None:
-        self.human, self.spec, self.overlap, self.batch_size = human, spec, overlap, batch_size
+    def __init__(self, human: Detector | None, spec: str, overlap: float) -> None:
+        self.human, self.spec, self.overlap = human, spec, overlap
         self.scenes: list[Scene] = []
 
     def grid(self, frame: DecodedFrame) -> TileGrid:
@@ -106,22 +108,24 @@ class ScenePlanner:
         if self.human is None or self.spec != "auto":
             input_size = self.human.input_size if self.human else size
             return Scene(path, frame.index, frame.t, plan_tiles(*size, input_size, self.spec, self.overlap), 0, None, 0)
-        people, cost = probe(self.human, frame, self.overlap, self.batch_size)
+        people, cost = probe(self.human, frame, self.overlap)
         heights = (people.boxes[:, 3] - people.boxes[:, 1]) * frame.height
+        fallback = plan_tiles(*size, self.human.input_size, "auto", self.overlap)
         if not len(heights):
-            grid = plan_tiles(*size, self.human.input_size, "auto", self.overlap)
-            return Scene(path, frame.index, frame.t, grid, 0, None, cost)
+            return Scene(path, frame.index, frame.t, fallback, 0, None, cost)
         grid = tiles_for_people(*size, self.human.input_size, heights, self.overlap)
+        if len(heights) < FEW_PEOPLE and len(grid.rects) < len(fallback.rects):
+            grid = fallback  # one large person near the camera must not blind the scene to the others
         return Scene(path, frame.index, frame.t, grid, len(heights), float(np.median(heights)), cost)
 
 
-def probe(human: Detector, frame: DecodedFrame, overlap: float, batch_size: int) -> tuple[Detections, int]:
-    """The confident people of `frame` found by the pyramid (one box per person), and the model inputs spent."""
+def probe(human: Detector, frame: DecodedFrame, overlap: float) -> tuple[Detections, int]:
+    """The confident people of `frame` found by the pyramid (one box per person), and the model inputs spent. Each
+    level is one model call (one batch on a GPU)."""
     found, cost = [], 0
     for grid in probe_grids(frame.width, frame.height, human.input_size, overlap):
         inputs = cut_tiles(frame, grid, human.input_size)
-        per_tile = [d for i in range(0, len(inputs), batch_size) for d in human.detect(inputs[i : i + batch_size])]
-        found.append(merge_tiles(per_tile, grid, human.threshold))
+        found.append(merge_tiles(human.detect(inputs), grid, human.threshold))
         cost += len(inputs)
     people = Detections.concat(found)
     people = people[people.scores >= human.threshold]

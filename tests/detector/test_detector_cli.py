@@ -79,5 +79,5 @@ def test_bench_with_auto_tiles_prints_the_grid_and_its_cost(
         "bench", small_clip.video, "--tiles", "auto", "--frames", "8", "--batch-size", "4", "--rounds", "1"
     )
     assert result.exit_code == 0, result
-    assert "auto tiles from frame 0:" in result.stdout and "for 2 people of median height" in result.stdout
-    assert "the probe cost" in result.stdout and "model inputs per frame" in result.stdout
+    assert "auto tiles at frame 0:" in result.stdout and "(2 people, median" in result.stdout
+    assert "probe 1 inputs" in result.stdout and "model inputs per frame" in result.stdout

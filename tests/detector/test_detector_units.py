@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detector.analyzer import _whole_frames
 from detector.boxes import iou, nms, weighted_nms
 from detector.detections import Detections
 from detector.errors import DetectorError
@@ -106,3 +107,10 @@ def test_blazeface_anchor_grid_and_head_region() -> None:
     # a standing person (1:3): the search region is the upper part of the box, widened a little
     x0, y0, x1, y1 = head_region(np.array([0.4, 0.2, 0.5, 0.8]), 1000, 1000)
     assert (x0, x1) == (390, 510) and y0 == 190 and y1 < 520
+
+
+def test_model_calls_never_split_a_frames_tiles() -> None:
+    """On a GPU a call is a batch: all of a frame's tiles go in one, small frames share one up to the batch size."""
+    frames = [np.zeros((n, 2, 2, 3), np.uint8) for n in (13, 13, 1, 1, 1)]
+    assert [len(call) for call in _whole_frames(frames, 8)] == [13, 13, 3]
+    assert [len(call) for call in _whole_frames(frames[2:], 2)] == [2, 1]

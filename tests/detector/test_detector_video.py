@@ -13,6 +13,8 @@ from detector_clips import VFR_TIMES_MS, Clip
 
 from detector.analyzer import AnalyzeOptions, analyze
 from detector.output import SCHEMA, frames_of, read_detections
+from detector.sample import SampleSpec, write_sample
+from detector.scenes import SCENE_SECONDS
 from devtools.scoring import score
 
 pytestmark = pytest.mark.slow
@@ -124,3 +126,14 @@ def test_tf2_saved_model_gives_the_same_people(small_clip: Clip, tmp_path: Path)
     analyze([small_clip.video], tmp_path / "saved.json", AnalyzeOptions(detectors=("human",), every=5, model=saved))
     assert score(tmp_path / "saved.json", tmp_path / "frozen.json", "person").recall == 1.0
     assert read_detections(tmp_path / "saved.json")["detectors"][0]["model"] == str(saved)
+
+
+def test_auto_tiles_are_decided_again_each_scene(tmp_path: Path) -> None:
+    """A grid is kept for SCENE_SECONDS of video, then the people are measured again."""
+    video = tmp_path / "long.mp4"
+    write_sample(video, SampleSpec(480, 270, seconds=SCENE_SECONDS + 0.5, people=2, seed=5))
+    out = tmp_path / "long.json"
+    summary = analyze([video], out, AnalyzeOptions(detectors=("human",), every=125))  # t = 0, 5, 10 s
+    tiling = read_detections(out)["tiling"]
+    assert [(t["index"], t["t"]) for t in tiling] == [(0, 0.0), (250, 10.0)]
+    assert all(t["people"] == 2 for t in tiling) and len(summary.scenes) == 2
