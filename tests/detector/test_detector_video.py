@@ -137,3 +137,13 @@ def test_auto_tiles_are_decided_again_each_scene(tmp_path: Path) -> None:
     tiling = read_detections(out)["tiling"]
     assert [(t["index"], t["t"]) for t in tiling] == [(0, 0.0), (250, 10.0)]
     assert all(t["people"] == 2 for t in tiling) and len(summary.scenes) == 2
+
+
+def test_one_large_person_does_not_switch_tiles_off(tmp_path: Path) -> None:
+    """One person near the camera says little about the others: tiles stay no larger than the frame-size grid's."""
+    video = tmp_path / "one.mp4"
+    write_sample(video, SampleSpec(1280, 720, seconds=0.2, people=1, person_height=(0.6, 0.6), seed=6))
+    summary = analyze([video], tmp_path / "one.json", AnalyzeOptions(detectors=("human",), every=5))
+    (scene,) = summary.scenes
+    assert scene.people == 1 and scene.person_height == pytest.approx(0.6 * 720, rel=0.15)
+    assert summary.tiles == "3x2"  # the frame-size grid; the person alone would have asked for none
