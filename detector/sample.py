@@ -35,6 +35,7 @@ class SampleSpec:
     person_height: tuple[float, float] = (0.25, 0.38)  # fraction of the frame height
     seed: int = 0
     crowd: bool = False  # people side by side in groups (see _crowd) instead of one per cell
+    gaps: tuple[float, float] = (0.03, 0.15)  # between neighbours in a crowd's group, share of a person's width
 
     @classmethod
     def wide(cls, seconds: float = 3.0, people: int = 16, seed: int = 0) -> SampleSpec:
@@ -49,10 +50,11 @@ class SampleSpec:
         person_height: tuple[float, float] = (0.06, 0.12),
         seconds: float = 2.0,
         seed: int = 0,
+        gaps: tuple[float, float] = (0.03, 0.15),
     ) -> SampleSpec:
         """A crowded wide shot: groups of 2-5 people side by side, small gaps between them, so that neighbours
         often stand on both sides of a tile border (what merging across tiles must not fuse)."""
-        return cls(size[0], size[1], seconds, 25, people, person_height, seed, crowd=True)
+        return cls(size[0], size[1], seconds, 25, people, person_height, seed, crowd=True, gaps=gaps)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def _people(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
 
 
 def _crowd(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
-    """Lanes of groups. A group is 2-5 people side by side, 3-15% of a person's width apart, moving together (so
+    """Lanes of groups. A group is 2-5 people side by side, `spec.gaps` of a person's width apart, moving together (so
     the gaps stay); lanes are a tallest person plus 30% apart, so nobody is occluded. Up to `spec.people` people."""
     left, top = spec.width // 25, spec.height // 25
     inner_w, inner_h = spec.width - 2 * left, spec.height - 2 * top
@@ -160,7 +162,7 @@ def _crowd(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
                 _person(round(rng.uniform(*spec.person_height) * spec.height), rng)
                 for _ in range(min(int(rng.integers(2, 6)), spec.people - len(people)))
             ]
-            gaps = [round(rng.uniform(0.03, 0.15) * image.shape[1]) for image, _ in members]
+            gaps = [round(rng.uniform(*spec.gaps) * image.shape[1]) for image, _ in members]
             travel = round(rng.uniform(0.02, 0.06) * inner_w)
             width = sum(image.shape[1] for image, _ in members) + sum(gaps[:-1])
             if x + width + travel > left + inner_w:

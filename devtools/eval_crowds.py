@@ -1,7 +1,8 @@
 """Crowded wide shots: recall, precision, boxes holding two people, CPU per frame; `--tiles auto` against fixed grids.
 
 The clips are generated (`SampleSpec.crowded`: groups of people side by side, small gaps, so neighbours stand on
-both sides of tile borders) at three frame sizes and person heights, several seeds each. Grids compared:
+both sides of tile borders) at three frame sizes and person heights, plus a 1080p crowd standing shoulder to shoulder
+(suffix `t`), several seeds each. Grids compared:
 `auto` (sized by the people, detector.scenes), `frame` (the grid the frame size alone gives, what `auto` was
 before) and `fine` (tiles of the model's input size in frame pixels: no person is shrunk).
 `CPU ms` is this process's CPU time per analyzed frame (decoding and probes included); `inputs` counts the person
@@ -26,11 +27,12 @@ from detector.sample import SampleSpec, write_sample
 from detector.tiling import plan_tiles, tiles_of_size
 from devtools.scoring import Score, score
 
-# frame size, people, person height (share of the frame height)
+# frame size, people, person height (share of the frame height), gaps between neighbours (share of a width)
 SHOTS = (
-    ((1280, 720), 30, (0.10, 0.20)),
-    ((1920, 1080), 48, (0.06, 0.12)),
-    ((3072, 1728), 60, (0.04, 0.08)),
+    ((1280, 720), 30, (0.10, 0.20), (0.03, 0.15)),
+    ((1920, 1080), 48, (0.06, 0.12), (0.03, 0.15)),
+    ((1920, 1080), 48, (0.06, 0.12), (0.0, 0.02)),  # shoulder to shoulder: where the model boxes groups
+    ((3072, 1728), 60, (0.04, 0.08), (0.03, 0.15)),
 )
 GOALS = {"recall": 0.9, "precision": 0.9, "merged": 0.005}
 
@@ -92,10 +94,11 @@ def main() -> int:
     assert human is not None
     with tempfile.TemporaryDirectory() as tmp:
         print(header)
-        for (width, height), people, person_height in SHOTS:
+        for (width, height), people, person_height, gaps in SHOTS:
             for seed in range(args.seeds):
-                video = Path(tmp) / f"crowd-{width}-{seed}.mp4"
-                spec = SampleSpec.crowded((width, height), people, person_height, args.seconds, seed)
+                tight = "t" if gaps[1] < 0.03 else ""
+                video = Path(tmp) / f"crowd-{width}{tight}-{seed}.mp4"
+                spec = SampleSpec.crowded((width, height), people, person_height, args.seconds, seed, gaps)
                 truth = write_sample(video, spec)
                 for kind in kinds:
                     tiles = _spec(kind, width, height, human.input_size)
@@ -108,7 +111,7 @@ def main() -> int:
                     one = Totals()
                     one.add(result, summary, cpu)
                     totals[kind].add(result, summary, cpu)
-                    name = f"{width}x{height} s{seed} {kind}"
+                    name = f"{width}x{height}{tight} s{seed} {kind}"
                     print(one.row(name, summary.tiles), flush=True)
     print()
     print(header)

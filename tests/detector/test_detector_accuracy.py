@@ -71,6 +71,17 @@ def test_crowded_wide_shot_auto_tiles_find_each_person_and_no_box_holds_two(crow
     assert scene["probe_inputs"] > 0 and summary.model_inputs_per_frame > len(summary.scenes[0].grid.rects)
 
 
+def test_shoulder_to_shoulder_people_get_a_box_each(tight_crowd_clip: Clip, tmp_path: Path) -> None:
+    """At the frame-size grid's scale the model boxes groups (the merged boxes the issue measured on real footage);
+    tiles sized to the people separate them."""
+    auto, frame_rule = tmp_path / "auto.json", tmp_path / "frame.json"
+    analyze([tight_crowd_clip.video], auto, AnalyzeOptions(detectors=("human",), every=5))
+    analyze([tight_crowd_clip.video], frame_rule, AnalyzeOptions(detectors=("human",), every=5, tiles="4x3"))
+    found, coarse = score(auto, tight_crowd_clip.truth, "person"), score(frame_rule, tight_crowd_clip.truth, "person")
+    assert found.recall >= 0.9 and found.precision >= 0.9 and found.merged_share <= 0.005, found
+    assert coarse.merged_share > 0.005, coarse
+
+
 def test_the_grid_is_decided_again_for_each_input(sample_clip: Clip, crowd_clip: Clip, tmp_path: Path) -> None:
     """Each chunk of a Batch job is one input: its grid follows its own people."""
     out = tmp_path / "two.json"
