@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench simulate scale clean
+.PHONY: install demo test lint unit bench eval-crowds simulate scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(STAMP)
 	$(BIN)/derby-batch bench
 	$(BIN)/python -m devtools.router_bench
 	$(BIN)/python -m devtools.local_bench
+
+# Crowded wide shots: recall, precision, boxes holding two people and CPU per frame, `--tiles auto` vs fixed grids.
+eval-crowds: $(STAMP)
+	$(BIN)/python -m devtools.eval_crowds
 
 # The fault-injecting simulation of the whole pipeline: 500 seeded schedules (`make test` runs a few of them).
 simulate: $(STAMP)

@@ -96,6 +96,7 @@ def detect(
             "fps": round(summary.fps, 2),
             "detections": summary.counts,
             "tiles": summary.tiles,
+            "model_inputs_per_frame": round(summary.model_inputs_per_frame, 2),
             "output": str(output),
             "annotate": str(annotate) if annotate else None,
         }
@@ -104,7 +105,7 @@ def detect(
     found = ", ".join(f"{n} {label}" for label, n in sorted(summary.counts.items())) or "nothing"
     console.print(
         f"analyzed {summary.frames_analyzed} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps, tiles "
-        f"{summary.tiles}): found {found}",
+        f"{summary.tiles}, {summary.model_inputs_per_frame:.1f} model inputs per frame): found {found}",
         highlight=False,
     )
     console.print(f"wrote {output}" + (f" and {annotate}" if annotate else ""), highlight=False)
@@ -173,6 +174,14 @@ def bench(
         f"(load average before: {load:.1f})",
         highlight=False,
     )
+    for scene in result.scenes:
+        if scene.probe_inputs:
+            console.print(
+                f"auto tiles at frame {scene.index}: {scene.grid.label} ({scene.people} people, median "
+                f"{scene.person_height or 0:.0f} px; probe {scene.probe_inputs} inputs)",
+                highlight=False,
+            )
+    console.print(f"model inputs per frame {result.model_inputs_per_frame:.1f} (probes included)", highlight=False)
     pure_cpu, end_to_end_cpu, seed_cpu = result.cpu_ms_per_frame
     console.print(
         f"pure inference  {result.pure_inference_fps:7.1f} fps   {pure_cpu:6.1f} ms CPU/frame", highlight=False

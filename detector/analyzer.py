@@ -27,8 +27,10 @@ from detector.output import DetectionsWriter
 from detector.reader import ThreadedReader
 from detector.registry import DETECTORS, create_detector
 from detector.sampling import Sampler
+from detector.scenes import Scene, ScenePlanner
 from detector.sources import DecodedFrame, SourceInfo, decode, open_sources
-from detector.tiling import TileGrid, cut_tiles, merge_tiles, parse_tiles, plan_tiles
+from detector.tile_merge import merge_tiles
+from detector.tiling import TileGrid, check_overlap, cut_tiles, parse_tiles
 
 FACE_MODES = ("people", "frame")
 IN_FLIGHT = 2  # batches inferred at once (see VideoAnalyzer.infer_batches)
@@ -70,7 +72,9 @@ class AnalysisSummary:
     fps: float
     detectors: list[dict[str, object]]
     counts: dict[str, int] = field(default_factory=dict)  # detections per label
-    tiles: str = "off"  # the grid of the first input
+    tiles: str = "off"  # the grids used, in order, without repeats ("4x3" or "4x3, 8x6")
+    scenes: tuple[Scene, ...] = ()  # every grid decision (detector.scenes)
+    model_inputs_per_frame: float = 0.0  # person-model inputs per analyzed frame, probes included
     out_json: Path | None = None
     annotate: Path | None = None
 
@@ -111,6 +115,7 @@ class VideoAnalyzer:
         if not 0.0 < options.threshold < 1.0:
             raise DetectorError(f"--threshold must be between 0 and 1, got {options.threshold}")
         parse_tiles(options.tiles)
+        check_overlap(options.tile_overlap)
         Sampler(options.every, options.fps)
         self.options = options
         wants_faces = "face" in options.detectors
@@ -120,37 +125,33 @@ class VideoAnalyzer:
         )
         face = create_detector("face", threshold=options.threshold) if wants_faces else None
         self.face: FaceDetector | None = face if isinstance(face, FaceDetector) else None
-        self._grids: dict[tuple[int, int], TileGrid] = {}
 
     @property
     def reported(self) -> list[Detector]:
         return [d for d in (self.human, self.face) if d is not None and d.name in self.options.detectors]
 
-    def grid(self, width: int, height: int) -> TileGrid:
-        if (width, height) not in self._grids:
-            size = self.human.input_size if self.human else (width, height)
-            self._grids[width, height] = plan_tiles(width, height, size, self.options.tiles, self.options.tile_overlap)
-        return self._grids[width, height]
+    def planner(self) -> ScenePlanner:
+        """A new run's tile decisions."""
+        return ScenePlanner(self.human, self.options.tiles, self.options.tile_overlap)
 
-    def prepare(self, frame: DecodedFrame, keep_rgb: bool) -> PreparedFrame:
-        """Cut and resize the model inputs (runs in the decode thread)."""
-        grid = self.grid(frame.width, frame.height)
+    def prepare(self, frame: DecodedFrame, keep_rgb: bool, planner: ScenePlanner) -> PreparedFrame:
+        """Choose the grid, cut and resize the model inputs (runs in the decode thread)."""
+        grid = planner.grid(frame)
         inputs = cut_tiles(frame, grid, self.human.input_size) if self.human is not None else None
         return PreparedFrame(frame.source, frame.index, frame.t, frame.rgb() if keep_rgb else None, grid, inputs)
 
     def infer(self, batch: list[PreparedFrame]) -> list[Detections]:
-        """All detectors on a batch of prepared frames. The person model gets `batch_size` images per call, frames or
-        tiles alike: on a CPU, calls of dozens of images (8 tiled frames are 56 images at 720p) run far slower per
-        image than calls of a few."""
+        """All detectors on a batch of prepared frames. The person model gets about `batch_size` images per call,
+        frames or tiles alike (on a CPU, calls of dozens of images ran far slower per image than calls of a few), but
+        never a frame split over two calls: on a GPU all the tiles of a frame go in one batch."""
         people: list[Detections] = [Detections.empty()] * len(batch)
         if self.human is not None:
-            inputs = np.concatenate([p.inputs for p in batch if p.inputs is not None])
-            size = self.options.batch_size  # images per model call: a batch of tiled frames is split up
-            found = [d for i in range(0, len(inputs), size) for d in self.human.detect(inputs[i : i + size])]
+            calls = _whole_frames([p.inputs for p in batch if p.inputs is not None], self.options.batch_size)
+            found = [d for call in calls for d in self.human.detect(call)]
             start = 0
             for i, p in enumerate(batch):
                 tiles = len(p.grid.rects)
-                people[i] = merge_tiles(found[start : start + tiles], p.grid)
+                people[i] = merge_tiles(found[start : start + tiles], p.grid, self.human.threshold)
                 start += tiles
         results = []
         for p, persons in zip(batch, people, strict=True):
@@ -176,7 +177,9 @@ class VideoAnalyzer:
             for done, future in pending:
                 yield done, future.result()
 
-    def frames(self, sources: list[SourceInfo], keep_rgb: bool) -> ThreadedReader[DecodedFrame, PreparedFrame]:
+    def frames(
+        self, sources: list[SourceInfo], keep_rgb: bool, planner: ScenePlanner
+    ) -> ThreadedReader[DecodedFrame, PreparedFrame]:
         """Prepared frames of all sources from a background thread (use as a context manager, then iterate)."""
         sampler = Sampler(self.options.every, self.options.fps)
 
@@ -184,7 +187,7 @@ class VideoAnalyzer:
             decoded = itertools.chain.from_iterable(decode(source, sampler) for source in sources)
             yield from itertools.islice(decoded, self.options.max_frames)
 
-        return ThreadedReader(produce, lambda f: self.prepare(f, keep_rgb), depth=2 * self.options.batch_size)
+        return ThreadedReader(produce, lambda f: self.prepare(f, keep_rgb, planner), depth=2 * self.options.batch_size)
 
     def run(
         self,
@@ -205,17 +208,19 @@ class VideoAnalyzer:
         )
         keep_rgb = annotate is not None or self.face is not None
         counts: Counter[str] = Counter()
-        analyzed = 0
+        analyzed = inputs_used = 0
+        planner = self.planner()
         started = time.perf_counter()
         with DetectionsWriter(out_json) as writer:
             with contextlib.ExitStack() as stack:
                 video = stack.enter_context(AnnotatedVideo(annotate)) if annotate else None
-                reader = stack.enter_context(self.frames(sources, keep_rgb))
+                reader = stack.enter_context(self.frames(sources, keep_rgb, planner))
                 for batch, found in self.infer_batches(_batched(iter(reader), self.options.batch_size)):
                     for p, dets in zip(batch, found, strict=True):
                         source = str(p.source.path) if name_frames else None
                         writer.add(FrameDetections(p.index, p.t, dets, source))
                         counts.update(dets.labels.tolist())
+                        inputs_used += 0 if p.inputs is None else len(p.inputs)
                         if video is not None and p.rgb is not None:
                             video.add(p.rgb, dets, offsets[p.source.path] + p.t)
                     analyzed += len(batch)
@@ -226,10 +231,29 @@ class VideoAnalyzer:
             seconds = time.perf_counter() - started
             fps = analyzed / seconds if seconds > 0 else 0.0
             detectors = [d.describe() for d in self.reported]
-            header = {"source": _source_block(sources), "video": _video_block(sources), "detectors": detectors}
-            writer.finish(header, {"frames_analyzed": analyzed, "seconds": round(seconds, 3), "fps": round(fps, 2)})
-        grid = self.grid(sources[0].width, sources[0].height).label if self.human else "off"
-        return AnalysisSummary(analyzed, seconds, fps, detectors, dict(counts), grid, out_json, annotate)
+            scenes = tuple(planner.scenes)
+            per_frame = (inputs_used + sum(s.probe_inputs for s in scenes)) / analyzed
+            header = {
+                "source": _source_block(sources),
+                "video": _video_block(sources),
+                "detectors": detectors,
+                "tiling": [s.to_json() for s in scenes],
+            }
+            stats = {"frames_analyzed": analyzed, "seconds": round(seconds, 3), "fps": round(fps, 2)}
+            writer.finish(header, {**stats, "model_inputs_per_frame": round(per_frame, 2)})
+        grids = ", ".join(dict.fromkeys(s.grid.label for s in scenes)) if self.human else "off"
+        return AnalysisSummary(
+            analyzed, seconds, fps, detectors, dict(counts), grids, scenes, per_frame, out_json, annotate
+        )
+
+
+def _whole_frames(inputs: list[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Model calls of whole frames' inputs: frames are added to a call until it holds at least `size` images."""
+    start = 0
+    for end in range(1, len(inputs) + 1):
+        if end == len(inputs) or sum(len(i) for i in inputs[start:end]) >= size:
+            yield np.concatenate(inputs[start:end])
+            start = end
 
 
 def _expected_frames(sources: list[SourceInfo], sampler: Sampler, cap: int | None) -> int | None:

@@ -19,8 +19,9 @@ import numpy as np
 
 from detector.analyzer import AnalyzeOptions, PreparedFrame, VideoAnalyzer
 from detector.errors import DetectorError
+from detector.scenes import Scene
 from detector.sources import probe
-from detector.tiling import merge_tiles
+from detector.tile_merge import merge_tiles
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,10 @@ class BenchResult:
     batch_size: int
     tiles: str
     frames: int
+    model_inputs_per_frame: float  # the person model's inputs per frame (tiles + whole frame), probes included
     # CPU time of this process per frame (pure, end to end, seed style): unlike fps, barely moved by other processes
     cpu_ms_per_frame: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    scenes: tuple[Scene, ...] = ()  # the grid decisions (one per probe with `--tiles auto`)
 
     @property
     def end_to_end_vs_pure(self) -> float:
@@ -44,7 +47,7 @@ class BenchResult:
 
     def to_json(self) -> dict[str, object]:
         """The figures `bench --json` prints."""
-        fields = {k: v for k, v in asdict(self).items() if k != "cpu_ms_per_frame"}
+        fields = {k: v for k, v in asdict(self).items() if k not in ("cpu_ms_per_frame", "scenes")}
         return {k: round(v, 2) if isinstance(v, float) else v for k, v in fields.items()}
 
 
@@ -59,7 +62,8 @@ def run_bench(video: Path, options: AnalyzeOptions, frames: int, rounds: int = 2
         raise DetectorError("bench measures the person model: include the human detector")
     source = probe(video)
     keep_rgb = analyzer.face is not None
-    with analyzer.frames([source], keep_rgb) as reader:
+    planner = analyzer.planner()
+    with analyzer.frames([source], keep_rgb, planner) as reader:
         prepared = list(reader)
     batches = [prepared[i : i + options.batch_size] for i in range(0, len(prepared), options.batch_size)]
     analyzer.infer(batches[0])  # warm-up: first calls allocate
@@ -72,8 +76,20 @@ def run_bench(video: Path, options: AnalyzeOptions, frames: int, rounds: int = 2
             done = loop(analyzer, video, batches, keep_rgb)
             best[i] = max(best[i], done / (time.perf_counter() - wall))
             cpu[i] = min(cpu[i], 1000 * (time.process_time() - cpu_s) / done)
-    grid = analyzer.grid(source.width, source.height).label
-    return BenchResult(best[0], best[1], best[2], options.batch_size, grid, len(prepared), (cpu[0], cpu[1], cpu[2]))
+    scenes = tuple(planner.scenes)
+    grids = ", ".join(dict.fromkeys(s.grid.label for s in scenes))
+    inputs = sum(len(p.grid.rects) for p in prepared) + sum(s.probe_inputs for s in scenes)
+    return BenchResult(
+        best[0],
+        best[1],
+        best[2],
+        options.batch_size,
+        grids,
+        len(prepared),
+        inputs / len(prepared),
+        (cpu[0], cpu[1], cpu[2]),
+        scenes,
+    )
 
 
 def _pure(analyzer: VideoAnalyzer, video: Path, batches: list[list[PreparedFrame]], keep_rgb: bool) -> int:
@@ -87,7 +103,8 @@ def _end_to_end(analyzer: VideoAnalyzer, video: Path, batches: list[list[Prepare
 
 def _seed_style(analyzer: VideoAnalyzer, video: Path, batches: list[list[PreparedFrame]], keep_rgb: bool) -> int:
     assert analyzer.human is not None  # checked by run_bench
-    frames = sum(len(batch) for batch in batches)
+    grids = [p.grid for batch in batches for p in batch]  # the grids `detect` chose
+    frames = len(grids)
     done = 0
     capture = cv2.VideoCapture(str(video))
     try:
@@ -97,12 +114,11 @@ def _seed_style(analyzer: VideoAnalyzer, video: Path, batches: list[list[Prepare
                 break
             done += 1
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            height, width = rgb.shape[:2]
-            grid = analyzer.grid(width, height)
+            grid = grids[done - 1]
             whole = analyzer.human.detect(rgb[None])
             tiles = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in grid.rects[1:]]
             parts = analyzer.human.detect(np.stack(tiles)) if tiles else []
-            people = merge_tiles([*whole, *parts], grid)
+            people = merge_tiles([*whole, *parts], grid, analyzer.human.threshold)
             if analyzer.face is not None and keep_rgb:
                 analyzer.face.detect_in_people(rgb, people)
     finally:

@@ -34,11 +34,27 @@ class SampleSpec:
     people: int = 4
     person_height: tuple[float, float] = (0.25, 0.38)  # fraction of the frame height
     seed: int = 0
+    crowd: bool = False  # people side by side in groups (see _crowd) instead of one per cell
+    gaps: tuple[float, float] = (0.03, 0.15)  # between neighbours in a crowd's group, share of a person's width
 
     @classmethod
     def wide(cls, seconds: float = 3.0, people: int = 16, seed: int = 0) -> SampleSpec:
         """A wide shot: 1080p, people 8-12% of the frame height (what tiling is for)."""
         return cls(1920, 1080, seconds, 25, people, (0.08, 0.12), seed)
+
+    @classmethod
+    def crowded(
+        cls,
+        size: tuple[int, int] = (1920, 1080),
+        people: int = 40,
+        person_height: tuple[float, float] = (0.06, 0.12),
+        seconds: float = 2.0,
+        seed: int = 0,
+        gaps: tuple[float, float] = (0.03, 0.15),
+    ) -> SampleSpec:
+        """A crowded wide shot: groups of 2-5 people side by side, small gaps between them, so that neighbours
+        often stand on both sides of a tile border (what merging across tiles must not fuse)."""
+        return cls(size[0], size[1], seconds, 25, people, person_height, seed, crowd=True, gaps=gaps)
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,17 @@ def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray
     return field
 
 
+def _person(h: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """The sprite scaled to `h` pixels tall, mirrored or not."""
+    sprite = _sprite()
+    image = cv2.resize(sprite, (round(h * sprite.shape[1] / sprite.shape[0]), h), interpolation=cv2.INTER_AREA)
+    flipped = bool(rng.random() < 0.5)
+    return np.ascontiguousarray(image[:, ::-1] if flipped else image), flipped
+
+
 def _people(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
+    if spec.crowd:
+        return _crowd(spec, rng)
     sprite = _sprite()
     aspect = sprite.shape[1] / sprite.shape[0]
     # people stay off the frame border: a person cut by the frame edge is ambiguous even to a human labeller
@@ -105,14 +131,12 @@ def _people(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
             raise DetectorError(
                 f"{spec.people} people do not fit in {spec.width}x{spec.height}: use fewer or a larger size"
             )
-        w = round(h * aspect)
-        image = cv2.resize(sprite, (w, h), interpolation=cv2.INTER_AREA)
-        flipped = bool(rng.random() < 0.5)
-        image = image[:, ::-1] if flipped else image
+        image, flipped = _person(h, rng)
+        w = image.shape[1]
         x0, y0 = left + col * cell_w, top + row * cell_h
         people.append(
             _Person(
-                np.ascontiguousarray(image),
+                image,
                 flipped,
                 (x0, x0 + cell_w - w),
                 (y0, y0 + cell_h - h),
@@ -120,6 +144,39 @@ def _people(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
                 (rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi)),
             )
         )
+    return people
+
+
+def _crowd(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
+    """Lanes of groups. A group is 2-5 people side by side, `spec.gaps` of a person's width apart, moving together (so
+    the gaps stay); lanes are a tallest person plus 30% apart, so nobody is occluded. Up to `spec.people` people."""
+    left, top = spec.width // 25, spec.height // 25
+    inner_w, inner_h = spec.width - 2 * left, spec.height - 2 * top
+    tallest = round(spec.person_height[1] * spec.height)
+    lane_h = round(tallest * 1.3)
+    people: list[_Person] = []
+    for lane in range(inner_h // lane_h):
+        lane_top, x = top + lane * lane_h, left + round(rng.uniform(0, 0.05) * inner_w)
+        while len(people) < spec.people:
+            members = [
+                _person(round(rng.uniform(*spec.person_height) * spec.height), rng)
+                for _ in range(min(int(rng.integers(2, 6)), spec.people - len(people)))
+            ]
+            gaps = [round(rng.uniform(*spec.gaps) * image.shape[1]) for image, _ in members]
+            travel = round(rng.uniform(0.02, 0.06) * inner_w)
+            width = sum(image.shape[1] for image, _ in members) + sum(gaps[:-1])
+            if x + width + travel > left + inner_w:
+                break
+            period = (rng.uniform(2.0, 4.0), rng.uniform(2.0, 4.0))
+            phase = (rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi))
+            slack = lane_h - tallest
+            for (image, flipped), gap in zip(members, gaps, strict=True):
+                feet = lane_top + tallest - image.shape[0]  # heads differ, feet on one line
+                people.append(_Person(image, flipped, (x, x + travel), (feet, feet + slack), period, phase))
+                x += image.shape[1] + gap
+            x += travel + round(rng.uniform(0.3, 1.5) * tallest)
+    if not people:
+        raise DetectorError(f"no crowd fits in {spec.width}x{spec.height}: use a smaller person height")
     return people
 
 

@@ -1,8 +1,9 @@
-"""Tiled inference: overlapping tiles plus the whole frame, run as one batch, merged back into one set of boxes.
+"""Tile grids: overlapping tiles plus the whole frame, cut from a frame as one batch of model inputs.
 
 A 1080p wide shot squeezed into a 300x300 input leaves players a few pixels tall; tiles keep them large enough to
 find, and the whole-frame pass keeps people that are larger than a tile. Like supervision's InferenceSlicer, tiles
-sit on a grid, all the same size (the last row and column end at the frame edge).
+sit on a grid, all the same size (the last row and column end at the frame edge). How big the tiles are is decided
+in `detector.scenes` (`auto`); the boxes are merged back in `detector.tile_merge`.
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ from typing import Protocol
 
 import numpy as np
 
-from detector.boxes import ios, nms
-from detector.detections import Detections
 from detector.errors import DetectorError
 
-# `auto` tiles are at most the size of a typical COCO image (640x480) scaled to the model input: the SSD models saw
-# COCO images squashed by about these factors in training, so people in such tiles look like the people it learned.
+# Without people to size them by, `auto` tiles are at most the size of a typical COCO image (640x480) scaled to the
+# model input: the SSD models saw COCO images squashed by about these factors in training, so people in such tiles
+# look like the people it learned. Tiles sized by people keep this 4:3 shape.
 AUTO_SCALE = (640 / 300, 480 / 300)
-EDGE_MARGIN = 0.01  # a box this close (fraction of the tile) to an inner tile edge is cut off by it
-PARTIAL_IOS = 0.6  # a cut-off box mostly inside a complete box is a part of it
-MERGE_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -64,23 +61,38 @@ def _starts(length: int, count: int, overlap: float) -> list[tuple[int, int]]:
     return [(round(i * step), round(i * step) + size) for i in range(count)]
 
 
-def plan_tiles(width: int, height: int, input_size: tuple[int, int], spec: str, overlap: float) -> TileGrid:
-    """The grid for a frame size. `auto` tiles frames larger than about twice the model input, with the fewest
-    tiles no larger than AUTO_SCALE x the input (1080p: 4x3 for a 300x300 model)."""
+def check_overlap(overlap: float) -> None:
     if not 0.0 <= overlap < 0.9:
         raise DetectorError(f"--tile-overlap must be in [0, 0.9), got {overlap}")
+
+
+def plan_tiles(width: int, height: int, input_size: tuple[int, int], spec: str, overlap: float) -> TileGrid:
+    """The grid for a frame size alone. `auto` here (what `detector.scenes` falls back to when it finds no people)
+    tiles frames larger than about twice the model input, with the fewest tiles no larger than AUTO_SCALE x the
+    input (1080p: 4x3 for a 300x300 model)."""
+    check_overlap(overlap)
     parsed = parse_tiles(spec)
-    whole = (0, 0, width, height)
     if parsed == "off":
-        return TileGrid(1, 1, (whole,))
+        return TileGrid(1, 1, ((0, 0, width, height),))
     if isinstance(parsed, tuple):
-        cols, rows = parsed
-    else:
-        cols = _count(width, AUTO_SCALE[0] * input_size[0], overlap)
-        rows = _count(height, AUTO_SCALE[1] * input_size[1], overlap)
+        return _grid(width, height, parsed, (overlap, overlap))
+    return tiles_of_size(width, height, (AUTO_SCALE[0] * input_size[0], AUTO_SCALE[1] * input_size[1]), overlap)
+
+
+def tiles_of_size(width: int, height: int, tile: tuple[float, float], overlap: float | tuple[float, float]) -> TileGrid:
+    """The fewest tiles no larger than `tile` (pixels) covering the frame; `overlap` may differ across and down."""
+    ox, oy = overlap if isinstance(overlap, tuple) else (overlap, overlap)
+    return _grid(width, height, (_count(width, tile[0], ox), _count(height, tile[1], oy)), (ox, oy))
+
+
+def _grid(width: int, height: int, counts: tuple[int, int], overlap: tuple[float, float]) -> TileGrid:
+    cols, rows = counts
+    whole = (0, 0, width, height)
     if cols * rows == 1:
         return TileGrid(1, 1, (whole,))
-    rects = [(x0, y0, x1, y1) for y0, y1 in _starts(height, rows, overlap) for x0, x1 in _starts(width, cols, overlap)]
+    rects = [
+        (x0, y0, x1, y1) for y0, y1 in _starts(height, rows, overlap[1]) for x0, x1 in _starts(width, cols, overlap[0])
+    ]
     return TileGrid(cols, rows, (whole, *rects))
 
 
@@ -111,60 +123,3 @@ def cut_tiles(frame: Scalable, grid: TileGrid, input_size: tuple[int, int]) -> n
             cy = min(round(ty * sy), canvas.shape[0] - in_h)
             out[i] = canvas[cy : cy + in_h, cx : cx + in_w]
     return out
-
-
-def merge_tiles(per_tile: list[Detections], grid: TileGrid) -> Detections:
-    """Map each tile's boxes to the frame, drop boxes cut by an inner tile edge when a fuller box covers them,
-    then one class-aware suppression pass over the frame."""
-    if len(grid.rects) == 1:
-        return per_tile[0]
-    width, height = grid.rects[0][2:]
-    mapped, partial = [], []
-    for dets, (x0, y0, x1, y1) in zip(per_tile, grid.rects, strict=True):
-        b = dets.boxes
-        cut = np.zeros(len(b), bool)
-        if (x0, y0, x1, y1) != (0, 0, width, height):
-            cut |= (b[:, 0] < EDGE_MARGIN) & (x0 > 0)
-            cut |= (b[:, 1] < EDGE_MARGIN) & (y0 > 0)
-            cut |= (b[:, 2] > 1 - EDGE_MARGIN) & (x1 < width)
-            cut |= (b[:, 3] > 1 - EDGE_MARGIN) & (y1 < height)
-        scale = np.array([x1 - x0, y1 - y0, x1 - x0, y1 - y0], np.float32)
-        offset = np.array([x0, y0, x0, y0], np.float32)
-        frame_boxes = (b * scale + offset) / np.array([width, height, width, height], np.float32)
-        mapped.append(Detections(frame_boxes, dets.scores, dets.labels))
-        partial.append(cut)
-    merged, is_partial = Detections.concat(mapped), np.concatenate(partial)
-    return _suppress(merged, is_partial)
-
-
-def _suppress(dets: Detections, is_partial: np.ndarray) -> Detections:
-    kept = []
-    for label in sorted(set(dets.labels.tolist())):
-        mask = dets.labels == label
-        group, cut = dets[mask], is_partial[mask]
-        if cut.any() and (~cut).any():
-            covered = (ios(group.boxes[cut], group.boxes[~cut]) > PARTIAL_IOS).any(axis=1)
-            drop = np.zeros(len(group), bool)
-            drop[np.flatnonzero(cut)[covered]] = True
-            group, cut = group[~drop], cut[~drop]
-        if cut.sum() > 1:
-            group = Detections.concat([group[~cut], _merge_parts(group[cut])])
-        kept.append(group[nms(group.boxes, group.scores, MERGE_IOU)])
-    return Detections.concat(kept).sorted()
-
-
-def _merge_parts(parts: Detections) -> Detections:
-    """Non-max merge of cut-off boxes: pieces of one person seen by neighbouring tiles, each cut by its tile's edge,
-    overlap heavily inside the tiles' overlap band; their union is the whole person."""
-    boxes, scores = parts.boxes.copy(), parts.scores.copy()
-    alive = np.ones(len(parts), bool)
-    for i in np.argsort(-scores, kind="stable"):
-        if not alive[i]:
-            continue
-        joins = alive & (ios(boxes[i : i + 1], boxes)[0] > PARTIAL_IOS)
-        joins[i] = False
-        if joins.any():
-            group = boxes[joins | (np.arange(len(boxes)) == i)]
-            boxes[i] = [*group[:, :2].min(axis=0), *group[:, 2:].max(axis=0)]
-            alive &= ~joins
-    return Detections(boxes[alive], scores[alive], parts.labels[alive])

@@ -35,6 +35,20 @@ def wide_clip(clips: Path) -> Clip:
 
 
 @pytest.fixture(scope="session")
+def crowd_clip(clips: Path) -> Clip:
+    """A crowded 1080p wide shot: 40 people 6-12% of the frame height, in groups side by side across tile borders."""
+    video = clips / "crowd.mp4"
+    return Clip(video, write_sample(video, SampleSpec.crowded(seconds=1.0, seed=4)))
+
+
+@pytest.fixture(scope="session")
+def tight_crowd_clip(clips: Path) -> Clip:
+    """The same, people shoulder to shoulder (0-2% of a width apart): where the model puts one box around several."""
+    video = clips / "tight.mp4"
+    return Clip(video, write_sample(video, SampleSpec.crowded(seconds=1.0, seed=5, gaps=(0.0, 0.02))))
+
+
+@pytest.fixture(scope="session")
 def small_clip(clips: Path) -> Clip:
     """Small and short, for the tests about formats, sampling and errors."""
     video = clips / "small.mp4"

@@ -9,9 +9,9 @@ from pathlib import Path
 import av
 import pytest
 from detector_clips import Clip, CliResult
-from scoring import score
 
 from detector.output import read_detections
+from devtools.scoring import score
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +58,26 @@ def test_bench_json_reports_three_loops(small_clip: Clip, run_cli: Callable[...,
     result = run_cli("bench", small_clip.video, "--frames", "8", "--batch-size", "4", "--rounds", "1", "--json")
     assert result.exit_code == 0, result
     report = json.loads(result.stdout)
-    assert set(report) == {"pure_inference_fps", "end_to_end_fps", "seed_style_fps", "batch_size", "tiles", "frames"}
+    assert set(report) == {
+        "pure_inference_fps",
+        "end_to_end_fps",
+        "seed_style_fps",
+        "batch_size",
+        "tiles",
+        "frames",
+        "model_inputs_per_frame",
+    }
     assert (report["frames"], report["batch_size"], report["tiles"]) == (8, 4, "off")
     assert all(report[k] > 0 for k in ("pure_inference_fps", "end_to_end_fps", "seed_style_fps"))
+    assert report["model_inputs_per_frame"] == 1.0  # the whole frame only
+
+
+def test_bench_with_auto_tiles_prints_the_grid_and_its_cost(
+    small_clip: Clip, run_cli: Callable[..., CliResult]
+) -> None:
+    result = run_cli(
+        "bench", small_clip.video, "--tiles", "auto", "--frames", "8", "--batch-size", "4", "--rounds", "1"
+    )
+    assert result.exit_code == 0, result
+    assert "auto tiles at frame 0:" in result.stdout and "(2 people, median" in result.stdout
+    assert "probe 1 inputs" in result.stdout and "model inputs per frame" in result.stdout

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detector.analyzer import _whole_frames
 from detector.boxes import iou, nms, weighted_nms
 from detector.detections import Detections
 from detector.errors import DetectorError
 from detector.face import anchors, head_region
 from detector.sampling import Sampler
-from detector.tiling import merge_tiles, plan_tiles
+from detector.tile_merge import merge_tiles
+from detector.tiling import plan_tiles
 
 
 def test_detections_check_shapes_and_select_by_mask() -> None:
@@ -77,14 +79,14 @@ def test_merge_drops_cut_pieces_and_joins_a_person_split_by_a_tile_border() -> N
 
     whole_frame_miss = Detections.empty()
     merged = merge_tiles(
-        [whole_frame_miss, dets(in_tile(person, grid.rects[1])), dets(in_tile(person, grid.rects[2]))], grid
+        [whole_frame_miss, dets(in_tile(person, grid.rects[1])), dets(in_tile(person, grid.rects[2]))], grid, 0.5
     )
     assert len(merged) == 1
     assert merged.boxes[0] * [1000, 500, 1000, 500] == pytest.approx(person, abs=1)
 
     # a complete box from the whole frame wins over the pieces
     full = dets(person / [1000, 500, 1000, 500])
-    merged = merge_tiles([full, dets(in_tile(person, grid.rects[1])), Detections.empty()], grid)
+    merged = merge_tiles([full, dets(in_tile(person, grid.rects[1])), Detections.empty()], grid, 0.5)
     assert len(merged) == 1 and iou(merged.boxes, full.boxes)[0, 0] > 0.99
 
 
@@ -105,3 +107,10 @@ def test_blazeface_anchor_grid_and_head_region() -> None:
     # a standing person (1:3): the search region is the upper part of the box, widened a little
     x0, y0, x1, y1 = head_region(np.array([0.4, 0.2, 0.5, 0.8]), 1000, 1000)
     assert (x0, x1) == (390, 510) and y0 == 190 and y1 < 520
+
+
+def test_model_calls_never_split_a_frames_tiles() -> None:
+    """On a GPU a call is a batch: all of a frame's tiles go in one, small frames share one up to the batch size."""
+    frames = [np.zeros((n, 2, 2, 3), np.uint8) for n in (13, 13, 1, 1, 1)]
+    assert [len(call) for call in _whole_frames(frames, 8)] == [13, 13, 3]
+    assert [len(call) for call in _whole_frames(frames[2:], 2)] == [2, 1]

@@ -10,10 +10,12 @@ import cv2
 import numpy as np
 import pytest
 from detector_clips import VFR_TIMES_MS, Clip
-from scoring import score
 
 from detector.analyzer import AnalyzeOptions, analyze
 from detector.output import SCHEMA, frames_of, read_detections
+from detector.sample import SampleSpec, write_sample
+from detector.scenes import SCENE_SECONDS
+from devtools.scoring import score
 
 pytestmark = pytest.mark.slow
 HUMAN = AnalyzeOptions(detectors=("human",), tiles="off")
@@ -39,7 +41,7 @@ def test_output_document(small_clip: Clip, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     summary = analyze([small_clip.video], out, AnalyzeOptions(every=5, threshold=0.4))
     doc = json.loads(out.read_text())
-    assert list(doc) == ["schema", "source", "video", "detectors", "frames", "stats"]
+    assert list(doc) == ["schema", "source", "video", "detectors", "tiling", "frames", "stats"]
     assert doc["schema"] == SCHEMA
     assert doc["source"] == {"kind": "video", "inputs": [str(small_clip.video)]}
     assert doc["video"] == {"width": 480, "height": 270, "fps": 25.0, "frames": 25, "duration_s": 1.0}
@@ -47,6 +49,10 @@ def test_output_document(small_clip: Clip, tmp_path: Path) -> None:
     assert all(d["threshold"] == 0.4 for d in doc["detectors"])
     assert [f["index"] for f in doc["frames"]] == [0, 5, 10, 15, 20]
     assert doc["stats"]["frames_analyzed"] == summary.frames_analyzed == 5
+    (scene,) = doc["tiling"]  # one input, shorter than a scene: one grid, measured on its first frame
+    assert (scene["source"], scene["index"], scene["grid"]) == (str(small_clip.video), 0, summary.tiles)
+    assert scene["people"] == 2 and scene["probe_inputs"] >= 1
+    assert doc["stats"]["model_inputs_per_frame"] == pytest.approx(summary.model_inputs_per_frame, abs=0.01)
     labels = {d["label"] for f in doc["frames"] for d in f["detections"]}
     assert labels == {"person", "face"}
     for det in (d for f in doc["frames"] for d in f["detections"]):
@@ -120,3 +126,24 @@ def test_tf2_saved_model_gives_the_same_people(small_clip: Clip, tmp_path: Path)
     analyze([small_clip.video], tmp_path / "saved.json", AnalyzeOptions(detectors=("human",), every=5, model=saved))
     assert score(tmp_path / "saved.json", tmp_path / "frozen.json", "person").recall == 1.0
     assert read_detections(tmp_path / "saved.json")["detectors"][0]["model"] == str(saved)
+
+
+def test_auto_tiles_are_decided_again_each_scene(tmp_path: Path) -> None:
+    """A grid is kept for SCENE_SECONDS of video, then the people are measured again."""
+    video = tmp_path / "long.mp4"
+    write_sample(video, SampleSpec(480, 270, seconds=SCENE_SECONDS + 0.5, people=2, seed=5))
+    out = tmp_path / "long.json"
+    summary = analyze([video], out, AnalyzeOptions(detectors=("human",), every=125))  # t = 0, 5, 10 s
+    tiling = read_detections(out)["tiling"]
+    assert [(t["index"], t["t"]) for t in tiling] == [(0, 0.0), (250, 10.0)]
+    assert all(t["people"] == 2 for t in tiling) and len(summary.scenes) == 2
+
+
+def test_one_large_person_does_not_switch_tiles_off(tmp_path: Path) -> None:
+    """One person near the camera says little about the others: tiles stay no larger than the frame-size grid's."""
+    video = tmp_path / "one.mp4"
+    write_sample(video, SampleSpec(1280, 720, seconds=0.2, people=1, person_height=(0.6, 0.6), seed=6))
+    summary = analyze([video], tmp_path / "one.json", AnalyzeOptions(detectors=("human",), every=5))
+    (scene,) = summary.scenes
+    assert scene.people == 1 and scene.person_height == pytest.approx(0.6 * 720, rel=0.15)
+    assert summary.tiles == "3x2"  # the frame-size grid; the person alone would have asked for none

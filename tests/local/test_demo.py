@@ -9,9 +9,9 @@ import re
 
 import pytest
 from local_env import LocalEnv
-from scoring import score
 
 from batch_jobs.actions import people_per_second
+from devtools.scoring import score
 
 
 @pytest.mark.slow
