@@ -15,30 +15,38 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from detector.annotate import AnnotatedVideo
+from detector.annotate import AnnotatedVideo, annotate_document
 from detector.base import Detector
+from detector.boxes import iou
 from detector.detections import Detections, FrameDetections
 from detector.errors import DetectorError
 from detector.face import FaceDetector
-from detector.output import DetectionsWriter
+from detector.human import HumanDetector
+from detector.output import DetectionsWriter, read_detections
 from detector.reader import ThreadedReader
 from detector.registry import DETECTORS, create_detector
 from detector.sampling import Sampler
 from detector.sources import DecodedFrame, SourceInfo, decode, open_sources
 from detector.tiling import TileGrid, cut_tiles, merge_tiles, parse_tiles, plan_tiles
+from detector.tracking import LOW_SCORE
+from detector.video_tracks import VideoTracks
 
 FACE_MODES = ("people", "frame")
 IN_FLIGHT = 2  # batches inferred at once (see VideoAnalyzer.infer_batches)
 IMAGE_SECONDS = 1.0  # how long each image shows in an annotated video
+DEFAULT_TEAMS = 2
 
 
 @dataclass(frozen=True)
 class AnalyzeOptions:
     """What to run and how. `face_mode="people"` searches faces inside person boxes (people are found even when
-    `human` is not among the reported detectors); `max_frames` stops after that many analyzed frames."""
+    `human` is not among the reported detectors); `max_frames` stops after that many analyzed frames. `track`: people
+    of a single video input get track ids (images and several inputs stay untracked); `teams` (default 2 when
+    tracking) is how many teams the tracks are split into, besides officials."""
 
     detectors: tuple[str, ...] = ("human", "face")
     every: int = 1
@@ -50,6 +58,8 @@ class AnalyzeOptions:
     threshold: float = 0.5
     face_mode: str = "people"
     max_frames: int | None = None
+    track: bool = True
+    teams: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,8 @@ class AnalysisSummary:
     tiles: str = "off"  # the grid of the first input
     out_json: Path | None = None
     annotate: Path | None = None
+    tracks: int | None = None  # confirmed tracks, None when untracked
+    tracking_seconds: float = 0.0  # of `seconds`, spent tracking
 
 
 @dataclass(frozen=True)
@@ -110,17 +122,23 @@ class VideoAnalyzer:
             raise DetectorError(f"--batch-size must be at least 1, got {options.batch_size}")
         if not 0.0 < options.threshold < 1.0:
             raise DetectorError(f"--threshold must be between 0 and 1, got {options.threshold}")
+        if options.teams is not None and options.teams < 1:
+            raise DetectorError(f"--teams must be at least 1, got {options.teams}")
+        if options.teams is not None and not options.track:
+            raise DetectorError("--teams needs tracking: drop --no-track")
         parse_tiles(options.tiles)
         Sampler(options.every, options.fps)
         self.options = options
         wants_faces = "face" in options.detectors
         needs_people = "human" in options.detectors or (wants_faces and options.face_mode == "people")
-        self.human: Detector | None = (
-            create_detector("human", model=options.model, threshold=options.threshold) if needs_people else None
-        )
+        human = create_detector("human", model=options.model, threshold=options.threshold) if needs_people else None
+        self.human: HumanDetector | None = human if isinstance(human, HumanDetector) else None
         face = create_detector("face", threshold=options.threshold) if wants_faces else None
         self.face: FaceDetector | None = face if isinstance(face, FaceDetector) else None
         self._grids: dict[tuple[int, int], TileGrid] = {}
+        self.last_tracking_share = 0.0  # of the last run's time, the share spent tracking (for `bench`)
+        # person boxes down to LOW_SCORE too, for the tracker's second association (set per run)
+        self.weak_people = options.track and "human" in options.detectors and options.threshold > LOW_SCORE
 
     @property
     def reported(self) -> list[Detector]:
@@ -143,18 +161,20 @@ class VideoAnalyzer:
         tiles alike: on a CPU, calls of dozens of images (8 tiled frames are 56 images at 720p) run far slower per
         image than calls of a few."""
         people: list[Detections] = [Detections.empty()] * len(batch)
+        weak: list[Detections] = [Detections.empty()] * len(batch)
         if self.human is not None:
             inputs = np.concatenate([p.inputs for p in batch if p.inputs is not None])
             size = self.options.batch_size  # images per model call: a batch of tiled frames is split up
-            found = [d for i in range(0, len(inputs), size) for d in self.human.detect(inputs[i : i + size])]
+            floor = LOW_SCORE if self.weak_people else None
+            found = [d for i in range(0, len(inputs), size) for d in self.human.detect(inputs[i : i + size], floor)]
             start = 0
             for i, p in enumerate(batch):
                 tiles = len(p.grid.rects)
-                people[i] = merge_tiles(found[start : start + tiles], p.grid)
+                people[i], weak[i] = _strong_and_weak(found[start : start + tiles], p.grid, self.human.threshold)
                 start += tiles
         results = []
-        for p, persons in zip(batch, people, strict=True):
-            parts = [persons] if "human" in self.options.detectors else []
+        for p, persons, weaker in zip(batch, people, weak, strict=True):
+            parts = [persons, weaker] if "human" in self.options.detectors else []
             if self.face is not None and p.rgb is not None:
                 if self.options.face_mode == "people":
                     parts.append(self.face.detect_in_people(p.rgb, persons))
@@ -195,6 +215,11 @@ class VideoAnalyzer:
     ) -> AnalysisSummary:
         sources = open_sources(inputs)
         expected = _expected_frames(sources, Sampler(self.options.every, self.options.fps), self.options.max_frames)
+        tracked = self.options.track and "human" in self.options.detectors and _one_video(sources)
+        if self.options.teams is not None and not tracked:
+            raise DetectorError("--teams applies to people tracked in one video input (not images, not several)")
+        self.weak_people = tracked and self.options.threshold > LOW_SCORE
+        tracks = VideoTracks(self.options.threshold, self.options.teams or DEFAULT_TEAMS) if tracked else None
         name_frames = len(sources) > 1 or sources[0].kind == "image"
         offsets = dict(
             zip(
@@ -209,13 +234,16 @@ class VideoAnalyzer:
         started = time.perf_counter()
         with DetectionsWriter(out_json) as writer:
             with contextlib.ExitStack() as stack:
-                video = stack.enter_context(AnnotatedVideo(annotate)) if annotate else None
+                video = stack.enter_context(AnnotatedVideo(annotate)) if annotate and not tracks else None
                 reader = stack.enter_context(self.frames(sources, keep_rgb))
                 for batch, found in self.infer_batches(_batched(iter(reader), self.options.batch_size)):
                     for p, dets in zip(batch, found, strict=True):
+                        if tracks is not None:
+                            dets = tracks.step(dets, p.t, p.rgb if p.rgb is not None else _whole_frame(p))
                         source = str(p.source.path) if name_frames else None
                         writer.add(FrameDetections(p.index, p.t, dets, source))
-                        counts.update(dets.labels.tolist())
+                        if tracks is None:  # tracked: counted as written, once tracks are confirmed
+                            counts.update(dets.labels.tolist())
                         if video is not None and p.rgb is not None:
                             video.add(p.rgb, dets, offsets[p.source.path] + p.t)
                     analyzed += len(batch)
@@ -227,9 +255,56 @@ class VideoAnalyzer:
             fps = analyzed / seconds if seconds > 0 else 0.0
             detectors = [d.describe() for d in self.reported]
             header = {"source": _source_block(sources), "video": _video_block(sources), "detectors": detectors}
-            writer.finish(header, {"frames_analyzed": analyzed, "seconds": round(seconds, 3), "fps": round(fps, 2)})
+            stats = {"frames_analyzed": analyzed, "seconds": round(seconds, 3), "fps": round(fps, 2)}
+            if tracks is None:
+                writer.finish(header, stats)
+            else:
+                resolution, relabel = tracks.resolve()
+                table = [t.to_json() for t in resolution.tracks]
+
+                def relabel_and_count(detections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                    final = relabel(detections)
+                    counts.update(d["label"] for d in final)
+                    return final
+
+                writer.finish({**header, "teams": tracks.teams}, stats, table, relabel_and_count)
+        self.last_tracking_share = tracks.seconds / seconds if tracks is not None and seconds > 0 else 0.0
+        if tracks is not None and annotate is not None:
+            annotate_document(sources[0].path, read_detections(out_json), annotate)
         grid = self.grid(sources[0].width, sources[0].height).label if self.human else "off"
-        return AnalysisSummary(analyzed, seconds, fps, detectors, dict(counts), grid, out_json, annotate)
+        return AnalysisSummary(
+            analyzed,
+            seconds,
+            fps,
+            detectors,
+            dict(counts),
+            grid,
+            out_json,
+            annotate,
+            len(resolution.tracks) if tracks is not None else None,
+            tracks.seconds if tracks is not None else 0.0,
+        )
+
+
+def _one_video(sources: list[SourceInfo]) -> bool:
+    return len(sources) == 1 and sources[0].kind == "video"
+
+
+def _whole_frame(p: PreparedFrame) -> np.ndarray | None:
+    """The model's whole-frame input (the frame scaled to it): kit colours when the full frame is not kept."""
+    return p.inputs[0] if p.inputs is not None else None
+
+
+def _strong_and_weak(per_tile: list[Detections], grid: TileGrid, threshold: float) -> tuple[Detections, Detections]:
+    """People at or above the threshold, merged across tiles exactly as without tracking, and the weaker boxes (from
+    a lower model floor) merged apart, less those that duplicate a strong one."""
+    strong = merge_tiles([d[d.scores >= threshold] for d in per_tile], grid)
+    if all(bool((d.scores >= threshold).all()) for d in per_tile):
+        return strong, Detections.empty()
+    weak = merge_tiles([d[d.scores < threshold] for d in per_tile], grid)
+    if len(strong) and len(weak):
+        weak = weak[iou(weak.boxes, strong.boxes).max(axis=1) <= 0.5]
+    return strong, weak
 
 
 def _expected_frames(sources: list[SourceInfo], sampler: Sampler, cap: int | None) -> int | None:

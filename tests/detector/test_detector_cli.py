@@ -58,6 +58,9 @@ def test_bench_json_reports_three_loops(small_clip: Clip, run_cli: Callable[...,
     result = run_cli("bench", small_clip.video, "--frames", "8", "--batch-size", "4", "--rounds", "1", "--json")
     assert result.exit_code == 0, result
     report = json.loads(result.stdout)
-    assert set(report) == {"pure_inference_fps", "end_to_end_fps", "seed_style_fps", "batch_size", "tiles", "frames"}
+    assert set(report) == {
+        "pure_inference_fps", "end_to_end_fps", "seed_style_fps", "batch_size", "tiles", "frames", "tracking_share"
+    }  # fmt: skip
+    assert 0 < report["tracking_share"] < 1
     assert (report["frames"], report["batch_size"], report["tiles"]) == (8, 4, "off")
     assert all(report[k] > 0 for k in ("pure_inference_fps", "end_to_end_fps", "seed_style_fps"))
