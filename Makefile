@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench simulate clean
+.PHONY: install demo test lint unit bench simulate eval-tracking clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 # The fault-injecting simulation of the whole pipeline: 500 seeded schedules (`make test` runs a few of them).
 simulate: $(STAMP)
 	$(BIN)/python -m devtools.sim
+
+# Tracking, teams and chunk borders scored on generated match footage (IDF1, switches at borders, team accuracy).
+eval-tracking: $(STAMP)
+	$(BIN)/python -m devtools.eval_tracking
 
 clean:
 	rm -rf $(VENV) derby-output .pytest_cache .mypy_cache .ruff_cache
