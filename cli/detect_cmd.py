@@ -200,7 +200,7 @@ def bench(
     )
     console.print(f"seed style      {result.seed_style_fps:7.1f} fps   {seed_cpu:6.1f} ms CPU/frame", highlight=False)
     console.print(f"end to end / pure inference  {result.end_to_end_vs_pure:.2f}  (target >= 0.90)", highlight=False)
-    console.print(f"tracking / end to end        {result.tracking_share:.3f} (target <= 0.03)", highlight=False)
+    console.print(f"tracking / end to end (CPU)  {result.tracking_share:.3f} (target <= 0.03)", highlight=False)
     console.print(
         f"end to end / seed style      {result.end_to_end_vs_seed:.2f}  (target >= 2 whole-frame)", highlight=False
     )

@@ -136,7 +136,7 @@ class VideoAnalyzer:
         face = create_detector("face", threshold=options.threshold) if wants_faces else None
         self.face: FaceDetector | None = face if isinstance(face, FaceDetector) else None
         self._grids: dict[tuple[int, int], TileGrid] = {}
-        self.last_tracking_share = 0.0  # of the last run's time, the share spent tracking (for `bench`)
+        self.last_tracking_share = 0.0  # of the last run's CPU time (all threads), the share spent tracking
         # person boxes down to LOW_SCORE too, for the tracker's second association (set per run)
         self.weak_people = options.track and "human" in options.detectors and options.threshold > LOW_SCORE
 
@@ -231,7 +231,7 @@ class VideoAnalyzer:
         keep_rgb = annotate is not None or self.face is not None
         counts: Counter[str] = Counter()
         analyzed = 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with DetectionsWriter(out_json) as writer:
             with contextlib.ExitStack() as stack:
                 video = stack.enter_context(AnnotatedVideo(annotate)) if annotate and not tracks else None
@@ -268,7 +268,8 @@ class VideoAnalyzer:
                     return final
 
                 writer.finish({**header, "teams": tracks.teams}, stats, table, relabel_and_count)
-        self.last_tracking_share = tracks.seconds / seconds if tracks is not None and seconds > 0 else 0.0
+        cpu = time.process_time() - cpu_started
+        self.last_tracking_share = tracks.seconds / cpu if tracks is not None and cpu > 0 else 0.0
         if tracks is not None and annotate is not None:
             annotate_document(sources[0].path, read_detections(out_json), annotate)
         grid = self.grid(sources[0].width, sources[0].height).label if self.human else "off"

@@ -33,7 +33,7 @@ class BenchResult:
     frames: int
     # CPU time of this process per frame (pure, end to end, seed style): unlike fps, barely moved by other processes
     cpu_ms_per_frame: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    # of end-to-end detect's wall time, the share spent tracking (the best round's; 0 without tracking)
+    # of end-to-end detect's CPU time, the share spent tracking (the best round's; 0 without tracking)
     tracking_share: float = 0.0
 
     @property

@@ -14,7 +14,7 @@ import numpy as np
 TORSO = (0.3, 0.2, 0.7, 0.5)  # a standing player's chest in their box: x0, y0, x1, y1 as fractions
 FACE_WIDTHS = 0.9  # below a face, the kit is sampled this many face widths either side of its centre...
 FACE_HEIGHTS = 1.5  # ...down to this many face heights below its bottom
-SAMPLE_SIZE = 16  # the region is scaled to this many pixels square before conversion
+GRID = 8  # pixels sampled per region: GRID x GRID
 OFFICIAL_STRIPES = 0.12  # a kit with at least this share of both near-black and near-white pixels is an official's
 OFFICIAL = "official"
 KIT_DIMENSIONS = 4  # L, a, b means and the stripe share
@@ -39,31 +39,41 @@ def torso_regions(people: np.ndarray, faces: np.ndarray, owner: np.ndarray) -> n
         ],
         axis=1,
     )
-    for face, person in zip(faces, owner.tolist(), strict=True):
-        if person < 0:
-            continue
-        fw, fh, cx = face[2] - face[0], face[3] - face[1], (face[0] + face[2]) / 2
-        below = [cx - FACE_WIDTHS * fw, face[3] + 0.2 * fh, cx + FACE_WIDTHS * fw, face[3] + FACE_HEIGHTS * fh]
-        regions[person] = np.clip(below, people[person, [0, 1, 0, 1]], people[person, [2, 3, 2, 3]])
+    held = owner >= 0
+    if held.any():
+        face, person = faces[held], people[owner[held]]
+        fw, fh, cx = face[:, 2] - face[:, 0], face[:, 3] - face[:, 1], (face[:, 0] + face[:, 2]) / 2
+        below = np.stack(
+            [cx - FACE_WIDTHS * fw, face[:, 3] + 0.2 * fh, cx + FACE_WIDTHS * fw, face[:, 3] + FACE_HEIGHTS * fh],
+            axis=1,
+        )
+        regions[owner[held]] = np.clip(below, person[:, [0, 1, 0, 1]], person[:, [2, 3, 2, 3]])
     return regions
 
 
 def kit_samples(rgb: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    """(n, KIT_DIMENSIONS) kit colour in each region (normalized xyxy) of the RGB frame; NaN rows for tiny ones."""
-    height, width = rgb.shape[:2]
+    """(n, KIT_DIMENSIONS) kit colour in each region (normalized xyxy) of the RGB frame; NaN rows for tiny ones. A grid
+    of GRID x GRID pixels per region, all regions converted to Lab in one call: cheap enough for every box of every
+    frame (the tracker matches on it)."""
     out = np.full((len(regions), KIT_DIMENSIONS), np.nan, np.float32)
-    pixels = (regions * np.array([width, height, width, height], np.float32)).astype(int)
-    for i, (x0, y0, x1, y1) in enumerate(pixels):
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            continue
-        crop = cv2.resize(rgb[y0:y1, x0:x1], (SAMPLE_SIZE, SAMPLE_SIZE), interpolation=cv2.INTER_AREA)
-        lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
-        lab[:, 0] *= 100.0 / 255.0  # OpenCV's 8-bit Lab: L in 0..255, a and b offset by 128
-        lab[:, 1:] -= 128.0
-        grey = np.hypot(lab[:, 1], lab[:, 2]) < 15
-        stripes = min(float(np.mean(grey & (lab[:, 0] < 30))), float(np.mean(grey & (lab[:, 0] > 70))))
-        out[i] = (*lab.mean(axis=0), stripes)
+    if not len(regions):
+        return out
+    height, width = rgb.shape[:2]
+    pixels = regions * np.array([width, height, width, height], np.float32)
+    usable = ((pixels[:, 2] - pixels[:, 0]) >= 3) & ((pixels[:, 3] - pixels[:, 1]) >= 3)
+    if not usable.any():
+        return out
+    at = (np.arange(GRID, dtype=np.float32) + 0.5) / GRID
+    px = pixels[usable]
+    xs = np.clip((px[:, 0:1] + (px[:, 2:3] - px[:, 0:1]) * at).astype(int), 0, width - 1)
+    ys = np.clip((px[:, 1:2] + (px[:, 3:4] - px[:, 1:2]) * at).astype(int), 0, height - 1)
+    grid = rgb[ys[:, :, None], xs[:, None, :]]  # (k, GRID, GRID, 3)
+    lab = cv2.cvtColor(grid.reshape(-1, GRID, 3), cv2.COLOR_RGB2LAB).reshape(len(px), -1, 3).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0  # OpenCV's 8-bit Lab: L in 0..255, a and b offset by 128
+    lab[..., 1:] -= 128.0
+    grey = np.hypot(lab[..., 1], lab[..., 2]) < 15
+    stripes = np.minimum((grey & (lab[..., 0] < 30)).mean(axis=1), (grey & (lab[..., 0] > 70)).mean(axis=1))
+    out[usable] = np.concatenate([lab.mean(axis=1), stripes[:, None]], axis=1)
     return out
 
 

@@ -20,6 +20,7 @@ from detector.kits import KIT_DIMENSIONS, kit_distance
 
 LOW_SCORE = 0.2  # low-score boxes (ByteTrack's second association) start here
 DUPLICATE_IOS = 0.5  # an unmatched box this much inside (intersection over the smaller) a matched one is a duplicate
+CAMERA_STILL = 0.02  # a median displacement under this share of a box height is noise: no second association
 
 
 @dataclass(frozen=True)
@@ -92,32 +93,37 @@ class ByteTracker:
         if len(pairs) >= 3:  # the camera moved: shift every track by the median displacement, and match again
             shift = np.median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2], axis=0)
             self._cxcywh[:, :2] += shift
-            pairs = self._match(self._cxcywh, det[high], gates, colours)
-        matched_tracks = list(pairs[:, 0])
-        matched_dets = list(high[pairs[:, 1]])
-        free = np.setdiff1d(np.flatnonzero(self._in_last), pairs[:, 0])
-        if len(free) and len(low):
-            colours = kit_distance(self._kit[free], kits[low])
-            low_pairs = self._match(self._cxcywh[free], det[low], np.full(len(free), opts.gate / 2), colours, 0.3)
-            matched_tracks += list(free[low_pairs[:, 0]])
-            matched_dets += list(low[low_pairs[:, 1]])
-        for track, d in zip(matched_tracks, matched_dets, strict=True):
-            self._follow(int(track), det[d], np.asarray(boxes[d], np.float32), t, kits[d])
-            ids[d] = self._ids[track]
+            if np.abs(shift).max() > CAMERA_STILL * np.median(det[high, 3]):
+                pairs = self._match(self._cxcywh, det[high], gates, colours)
+        tracks, dets = pairs[:, 0], high[pairs[:, 1]]
+        free = self._in_last.copy()
+        free[tracks] = False
+        if free.any() and len(low):
+            rows = np.flatnonzero(free)
+            colours = kit_distance(self._kit[rows], kits[low])
+            low_pairs = self._match(self._cxcywh[rows], det[low], np.full(len(rows), opts.gate / 2), colours, 0.3)
+            tracks = np.concatenate([tracks, rows[low_pairs[:, 0]]])
+            dets = np.concatenate([dets, low[low_pairs[:, 1]]])
+        self._follow(tracks, det[dets], np.asarray(boxes, np.float32)[dets], t, kits[dets])
+        ids[dets] = self._ids[tracks]
         in_last = np.zeros(len(self._ids), bool)
-        in_last[np.asarray(matched_tracks, int)] = True
+        in_last[tracks] = True
 
-        new = np.setdiff1d(high, np.asarray(matched_dets, int))
-        if len(new) and len(matched_dets):  # a second box on a person already tracked starts nothing
+        is_new = np.zeros(len(boxes), bool)
+        is_new[high] = True
+        is_new[dets] = False
+        new = np.flatnonzero(is_new)
+        if len(new) and len(dets):  # a second box on a person already tracked starts nothing
             xyxy = np.asarray(boxes, np.float32)
-            new = new[ios(xyxy[new], xyxy[matched_dets]).max(axis=1) < DUPLICATE_IOS]
+            new = new[ios(xyxy[new], xyxy[dets]).max(axis=1) < DUPLICATE_IOS]
         for d in new:
             ids[d] = self._start(det[d], np.asarray(boxes[d], np.float32), t, kits[d])
         self._in_last = np.concatenate([in_last, np.ones(len(new), bool)])
 
         keep = t - self._seen <= opts.max_lost_s
-        self._ids, self._cxcywh, self._velocity = self._ids[keep], self._cxcywh[keep], self._velocity[keep]
-        self._seen, self._in_last, self._kit = self._seen[keep], self._in_last[keep], self._kit[keep]
+        if not keep.all():
+            self._ids, self._cxcywh, self._velocity = self._ids[keep], self._cxcywh[keep], self._velocity[keep]
+            self._seen, self._in_last, self._kit = self._seen[keep], self._in_last[keep], self._kit[keep]
         self._velocity[~self._in_last] *= 0.9  # an unseen track's motion fades: people stop, turn
         return ids
 
@@ -130,19 +136,22 @@ class ByteTracker:
             appearance = appearance + np.where(self._in_last, 0.0, opts.lost_cost)[:, None]
         return _match(tracks, dets, gates, appearance, min_iou)
 
-    def _follow(self, track: int, cxcywh: np.ndarray, box: np.ndarray, t: float, kit: np.ndarray) -> None:
-        last_seen = self._seen[track]
-        if t > last_seen:  # an alpha-beta filter: the velocity moves towards what the prediction missed by
-            miss = cxcywh[:2] - self._cxcywh[track, :2]
-            self._velocity[track] += self.options.velocity_smoothing * miss / (t - last_seen)
-        self._cxcywh[track] = cxcywh
-        self._seen[track] = t
-        if not np.isnan(kit).any():
-            known = self._kit[track]
-            self._kit[track] = kit if np.isnan(known).any() else 0.8 * known + 0.2 * kit
-        record = self.tracklets[int(self._ids[track])]
-        record.last_t, record.last_box, record.velocity = t, box, self._velocity[track].copy()
-        record.frames += 1
+    def _follow(self, rows: np.ndarray, cxcywh: np.ndarray, boxes: np.ndarray, t: float, kits: np.ndarray) -> None:
+        """Move the tracks at `rows` to their matched boxes."""
+        elapsed = t - self._seen[rows]
+        seen_before = elapsed > 0  # an alpha-beta filter: the velocity moves towards what the prediction missed by
+        miss = cxcywh[:, :2] - self._cxcywh[rows, :2]
+        step = self.options.velocity_smoothing * miss / np.maximum(elapsed, 1e-6)[:, None]
+        self._velocity[rows] += np.where(seen_before[:, None], step, 0.0).astype(np.float32)
+        self._cxcywh[rows] = cxcywh
+        self._seen[rows] = t
+        known, sampled = ~np.isnan(self._kit[rows, 0]), ~np.isnan(kits[:, 0])
+        blend = np.where(known[:, None], 0.8 * self._kit[rows] + 0.2 * kits, kits)
+        self._kit[rows] = np.where(sampled[:, None], blend, self._kit[rows])
+        for row, box in zip(rows.tolist(), boxes, strict=True):
+            record = self.tracklets[int(self._ids[row])]
+            record.last_t, record.last_box, record.velocity = t, box, self._velocity[row].copy()
+            record.frames += 1
 
     def _start(self, cxcywh: np.ndarray, box: np.ndarray, t: float, kit: np.ndarray) -> int:
         track_id = self._next_id
