@@ -240,7 +240,8 @@ def test_iam_roles_are_scoped_to_the_stack(endpoint: str, deployment: Deployment
         f"{batch_arn}:job-definition/{name}{suffix}" for name in definitions for suffix in ("", ":*")
     }
     assert router["ReadStream"]["Resource"] == f"{table_arn}/stream/*"
-    assert router["Items"]["Resource"] == table_arn
+    assert router["Items"]["Resource"] == [table_arn, f"{table_arn}/index/open"]
+    assert "dynamodb:Scan" not in router["Items"]["Action"]  # the sweep queries the open index
     assert router["StackConfig"]["Resource"] == config_arn
     assert router["DeadLetters"] == {
         "Sid": "DeadLetters",
