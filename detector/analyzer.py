@@ -237,9 +237,10 @@ class VideoAnalyzer:
                 video = stack.enter_context(AnnotatedVideo(annotate)) if annotate and not tracks else None
                 reader = stack.enter_context(self.frames(sources, keep_rgb))
                 for batch, found in self.infer_batches(_batched(iter(reader), self.options.batch_size)):
+                    if tracks is not None:
+                        images = [p.rgb if p.rgb is not None else _whole_frame(p) for p in batch]
+                        found = tracks.step_batch(list(zip(found, [p.t for p in batch], images, strict=True)))
                     for p, dets in zip(batch, found, strict=True):
-                        if tracks is not None:
-                            dets = tracks.step(dets, p.t, p.rgb if p.rgb is not None else _whole_frame(p))
                         source = str(p.source.path) if name_frames else None
                         writer.add(FrameDetections(p.index, p.t, dets, source))
                         if tracks is None:  # tracked: counted as written, once tracks are confirmed

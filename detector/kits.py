@@ -8,7 +8,6 @@ white, or heavy shadows confuse it; a goalkeeper in a third colour joins the nea
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 TORSO = (0.3, 0.2, 0.7, 0.5)  # a standing player's chest in their box: x0, y0, x1, y1 as fractions
@@ -67,14 +66,27 @@ def kit_samples(rgb: np.ndarray, regions: np.ndarray) -> np.ndarray:
     px = pixels[usable]
     xs = np.clip((px[:, 0:1] + (px[:, 2:3] - px[:, 0:1]) * at).astype(int), 0, width - 1)
     ys = np.clip((px[:, 1:2] + (px[:, 3:4] - px[:, 1:2]) * at).astype(int), 0, height - 1)
-    grid = rgb[ys[:, :, None], xs[:, None, :]]  # (k, GRID, GRID, 3)
-    lab = cv2.cvtColor(grid.reshape(-1, GRID, 3), cv2.COLOR_RGB2LAB).reshape(len(px), -1, 3).astype(np.float32)
-    lab[..., 0] *= 100.0 / 255.0  # OpenCV's 8-bit Lab: L in 0..255, a and b offset by 128
-    lab[..., 1:] -= 128.0
+    lab = rgb_to_lab(rgb[ys[:, :, None], xs[:, None, :]].reshape(len(px), -1, 3))  # (k, GRID * GRID, 3)
     grey = np.hypot(lab[..., 1], lab[..., 2]) < 15
     stripes = np.minimum((grey & (lab[..., 0] < 30)).mean(axis=1), (grey & (lab[..., 0] > 70)).mean(axis=1))
     out[usable] = np.concatenate([lab.mean(axis=1), stripes[:, None]], axis=1)
     return out
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65; L 0..100) of uint8 sRGB pixels (..., 3), in numpy: for a few hundred pixels, OpenCV's
+    cvtColor costs more in thread-pool overhead than the conversion."""
+    c = rgb.astype(np.float32) / 255.0
+    linear = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+_RGB_TO_XYZ = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]], np.float32
+)
+_WHITE = np.array([0.950456, 1.0, 1.088754], np.float32)
 
 
 def kit_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -91,9 +91,9 @@ class ByteTracker:
             self._cxcywh[:, :2] += _camera_jump(self._cxcywh[live], det[high], opts.gate)
             pairs = self._match(self._cxcywh, det[high], gates, colours)
         if len(pairs) >= 3:  # the camera moved: shift every track by the median displacement, and match again
-            shift = np.median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2], axis=0)
+            shift = _median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2])
             self._cxcywh[:, :2] += shift
-            if np.abs(shift).max() > CAMERA_STILL * np.median(det[high, 3]):
+            if np.abs(shift).max() > CAMERA_STILL * _median(det[high, 3:4])[0]:
                 pairs = self._match(self._cxcywh, det[high], gates, colours)
         tracks, dets = pairs[:, 0], high[pairs[:, 1]]
         free = self._in_last.copy()
@@ -179,6 +179,11 @@ def _camera_jump(tracks: np.ndarray, dets: np.ndarray, gate: float) -> np.ndarra
     return shifts[best] if support[best] >= 2 else np.zeros(2, np.float32)
 
 
+def _median(rows: np.ndarray) -> np.ndarray:
+    """The per-column median (upper middle of an even count) of a few rows: np.median costs 0.1 ms a call."""
+    return np.sort(rows, axis=0)[len(rows) // 2]
+
+
 def _to_cxcywh(boxes: np.ndarray) -> np.ndarray:
     size = boxes[:, 2:] - boxes[:, :2]
     return np.concatenate([boxes[:, :2] + size / 2, size], axis=1)
@@ -197,18 +202,21 @@ def _match(
     if not len(tracks) or not len(dets):
         return np.zeros((0, 2), int)
     heights = (tracks[:, None, 3] + dets[None, :, 3]) / 2
-    distance = np.linalg.norm(tracks[:, None, :2] - dets[None, :, :2], axis=2) / np.maximum(heights, 1e-6)
+    offset = tracks[:, None, :2] - dets[None, :, :2]
+    distance = np.hypot(offset[..., 0], offset[..., 1]) / np.maximum(heights, 1e-6)
     overlap = iou(_to_xyxy(tracks), _to_xyxy(dets))
     ratio = dets[None, :, 3] / np.maximum(tracks[:, None, 3], 1e-6)
     allowed = (distance <= gates[:, None]) & (ratio > 0.6) & (ratio < 1 / 0.6) & (overlap >= min_iou)
-    cost = np.where(allowed, distance - overlap + appearance, np.inf)
+    cost = np.where(allowed, distance - overlap + appearance, np.inf).ravel()
+    order = np.argsort(cost, kind="stable")
+    columns = cost.size // len(tracks)
     pairs = []
-    for flat in np.argsort(cost, axis=None):
-        if not np.isfinite(cost.flat[flat]):
-            break
-        r, c = divmod(int(flat), cost.shape[1])
-        if np.isfinite(cost[r, c]):
+    used_rows: set[int] = set()
+    used_columns: set[int] = set()
+    for flat in order[np.isfinite(cost[order])].tolist():
+        r, c = divmod(flat, columns)
+        if r not in used_rows and c not in used_columns:
             pairs.append((r, c))
-            cost[r, :] = np.inf
-            cost[:, c] = np.inf
+            used_rows.add(r)
+            used_columns.add(c)
     return np.array(pairs, int).reshape(-1, 2)
