@@ -94,9 +94,14 @@ def merge_documents(documents: Sequence[dict[str, Any]], video: SourceVideo) -> 
             {k: d["chunk"][k] for k in ("index", "start_frame", "end_frame", "start_time", "end_time")} for d in ordered
         ],
         "frames": frames,
-        **({"tracks": stitch(frames, rows, int(first.get("teams") or 0))} if tracked else {}),
+        **({"tracks": stitch(frames, rows, int(first.get("teams") or 0), _aspect(first))} if tracked else {}),
         "stats": {"frames_analyzed": len(frames), "chunks": len(ordered)},
     }
+
+
+def _aspect(document: dict[str, Any]) -> float:
+    video = document.get("video") or {}
+    return float(video["width"]) / float(video["height"]) if video.get("width") and video.get("height") else 1.0
 
 
 def _renumbered(detection: dict[str, Any], offset: int) -> dict[str, Any]:

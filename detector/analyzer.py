@@ -219,7 +219,8 @@ class VideoAnalyzer:
         if self.options.teams is not None and not tracked:
             raise DetectorError("--teams applies to people tracked in one video input (not images, not several)")
         self.weak_people = tracked and self.options.threshold > LOW_SCORE
-        tracks = VideoTracks(self.options.threshold, self.options.teams or DEFAULT_TEAMS) if tracked else None
+        teams = self.options.teams or DEFAULT_TEAMS
+        tracks = VideoTracks(self.options.threshold, teams, sources[0].width / sources[0].height) if tracked else None
         name_frames = len(sources) > 1 or sources[0].kind == "image"
         offsets = dict(
             zip(

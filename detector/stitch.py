@@ -12,15 +12,19 @@ import numpy as np
 from detector.tracks import Segment, relabel, resolve
 
 
-def stitch(frames: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], teams: int) -> list[dict[str, Any]]:
+def stitch(
+    frames: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], teams: int, aspect: float
+) -> list[dict[str, Any]]:
     """`frames` (on the source's timeline, in order) carry chunk tracks already renamed to ids unique over the
-    video, `rows` the chunks' `tracks` tables with those ids. Rewrites each frame's detections to the video's track
-    ids and teams, and returns the video's `tracks` table."""
+    video, `rows` the chunks' `tracks` tables with those ids; `aspect` is the frame's width / height (linking
+    measures in frame heights). Rewrites each frame's detections to the video's track ids and teams, and returns
+    the video's `tracks` table."""
+    scale = np.array([aspect, 1, aspect, 1], np.float32)
     seen: dict[int, list[tuple[float, np.ndarray]]] = {}
     for frame in frames:
         for det in frame["detections"]:
             if det["label"] == "person" and "track" in det:
-                seen.setdefault(int(det["track"]), []).append((float(frame["t"]), np.array(det["box"], np.float32)))
+                seen.setdefault(int(det["track"]), []).append((float(frame["t"]), np.array(det["box"]) * scale))
     kits = {int(r["id"]): np.array(r["kit"], np.float32) for r in rows if r.get("kit") is not None}
     segments = [_segment(track, appearances, kits.get(track)) for track, appearances in seen.items()]
 

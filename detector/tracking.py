@@ -20,7 +20,6 @@ from detector.kits import KIT_DIMENSIONS, kit_distance
 
 LOW_SCORE = 0.2  # low-score boxes (ByteTrack's second association) start here
 DUPLICATE_IOS = 0.5  # an unmatched box this much inside (intersection over the smaller) a matched one is a duplicate
-CAMERA_STILL = 0.02  # a median displacement under this share of a box height is noise: no second association
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,7 @@ class TrackerOptions:
     gate: float = 0.6
     gate_per_s: float = 1.0
     velocity_smoothing: float = 0.3
+    aspect: float = 1.0  # the frame's width / height: distances are measured in frame heights on both axes
     kit_gate: float = 25.0  # the largest kit colour distance of a match (see detector.kits.kit_distance)
     kit_weight: float = 1 / 40  # cost of a kit colour unit, in box heights
     lost_cost: float = 0.3  # extra cost of a track unseen in the last frame: a box seen on, stays with its track
@@ -42,8 +42,8 @@ class TrackerOptions:
 
 @dataclass
 class Tracklet:
-    """What the tracker learned of one track: its life, and its first and last box (normalized xyxy) and velocity
-    (normalized units per second), which the per-video linking uses."""
+    """What the tracker learned of one track: its life, and its first and last box and velocity (xyxy and units per
+    second, in frame heights: normalized x times the aspect ratio), which the per-video linking uses."""
 
     id: int
     first_t: float
@@ -75,6 +75,7 @@ class ByteTracker:
         `kits` (n, KIT_DIMENSIONS), the boxes' kit colours, keeps people in different kits apart when they cross."""
         opts = self.options
         kits = np.full((len(boxes), KIT_DIMENSIONS), np.nan, np.float32) if kits is None else kits
+        boxes = np.asarray(boxes, np.float32) * np.array([opts.aspect, 1, opts.aspect, 1], np.float32)
         dt = 0.0 if self._t is None else max(t - self._t, 1e-3)
         self._t = t
         self._cxcywh[:, :2] += self._velocity * dt
@@ -93,8 +94,7 @@ class ByteTracker:
         if len(pairs) >= 3:  # the camera moved: shift every track by the median displacement, and match again
             shift = _median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2])
             self._cxcywh[:, :2] += shift
-            if np.abs(shift).max() > CAMERA_STILL * _median(det[high, 3:4])[0]:
-                pairs = self._match(self._cxcywh, det[high], gates, colours)
+            pairs = self._match(self._cxcywh, det[high], gates, colours)
         tracks, dets = pairs[:, 0], high[pairs[:, 1]]
         free = self._in_last.copy()
         free[tracks] = False
@@ -180,8 +180,10 @@ def _camera_jump(tracks: np.ndarray, dets: np.ndarray, gate: float) -> np.ndarra
 
 
 def _median(rows: np.ndarray) -> np.ndarray:
-    """The per-column median (upper middle of an even count) of a few rows: np.median costs 0.1 ms a call."""
-    return np.sort(rows, axis=0)[len(rows) // 2]
+    """The per-column median of a few rows, as np.median gives it, which costs 0.1 ms a call."""
+    ordered = np.sort(rows, axis=0)
+    middle = len(rows) // 2
+    return ordered[middle] if len(rows) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _to_cxcywh(boxes: np.ndarray) -> np.ndarray:

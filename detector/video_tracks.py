@@ -20,10 +20,10 @@ from detector.tracks import KitVotes, Resolution, Segment, relabel, resolve
 class VideoTracks:
     """Use `step` on every analyzed frame in time order, then `resolve` once."""
 
-    def __init__(self, threshold: float, teams: int) -> None:
+    def __init__(self, threshold: float, teams: int, aspect: float) -> None:
         self.threshold = threshold
         self.teams = teams
-        self.tracker = ByteTracker(TrackerOptions(high=threshold))
+        self.tracker = ByteTracker(TrackerOptions(high=threshold, aspect=aspect))
         self.kits = KitVotes()
         # CPU time spent tracking, for `bench`: this thread's own (wall time would also count the waits for the GIL
         # while the inference threads run their numpy parts)

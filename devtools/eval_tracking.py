@@ -14,9 +14,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from batch_jobs import schema
-from batch_jobs.merge import merge_results
+from batch_jobs.merge import merge_results, write_document
 from batch_jobs.submit import submit_file
 from cli.local.clips import with_keyframes
 from cli.local.paths import LocalPaths
@@ -42,7 +43,7 @@ class SceneResult:
     tracking_share: float  # of the single pass's detect time
 
 
-def _pipeline(clip: Path, work: Path, chunk_seconds: float) -> tuple[dict, list[int]]:
+def _pipeline(clip: Path, work: Path, chunk_seconds: float) -> tuple[dict[str, Any], list[int]]:
     """The merged, stitched results of the clip through the local stack, and the chunks' first frames."""
     stack = LocalStack(LocalSettings(LocalPaths(work / "stack")))
     stack.start()
@@ -72,6 +73,7 @@ def evaluate(name: str, spec: MatchSpec, work: Path, chunk_seconds: float, analy
     if chunk_seconds < spec.seconds:
         merged, borders = _pipeline(clip, work, chunk_seconds)
         pipeline, chunks = score_tracking(merged, truth, borders), len(borders) + 1
+        write_document(merged, work / "pipeline.json")
     return SceneResult(name, single, pipeline, chunks, analyzer.last_tracking_share)
 
 
@@ -79,14 +81,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--chunk-seconds", type=float, default=15.0, help="pipeline chunks (0: single pass only)")
     parser.add_argument("--seconds", type=float, default=None, help="scene length (default 30 s)")
+    parser.add_argument("--keep", type=Path, help="keep each scene's clip, truth and results in this directory")
     args = parser.parse_args(argv)
     analyzer = VideoAnalyzer(AnalyzeOptions())  # what `detect` and the pipeline's detect step run
     results = []
     with tempfile.TemporaryDirectory(prefix="derby-eval-tracking-") as tmp:
         for n, (name, spec) in enumerate(SCENES.items()):
             spec = dataclasses.replace(spec, seconds=args.seconds or spec.seconds)
-            work = Path(tmp) / f"scene-{n}"
-            work.mkdir()
+            work = (args.keep or Path(tmp)) / f"scene-{n}"
+            work.mkdir(parents=True, exist_ok=True)
             chunk_seconds = args.chunk_seconds or float("inf")
             results.append(evaluate(name, spec, work, chunk_seconds, analyzer))
             _report(results[-1])
