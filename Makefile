@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench eval-crowds simulate scale clean
+.PHONY: install demo test lint unit bench eval-crowds eval-tracking simulate scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ eval-crowds: $(STAMP)
 # The fault-injecting simulation of the whole pipeline: 500 seeded schedules (`make test` runs a few of them).
 simulate: $(STAMP)
 	$(BIN)/python -m devtools.sim
+
+# Tracking, teams and chunk borders scored on generated match footage (IDF1, switches at borders, team accuracy).
+eval-tracking: $(STAMP)
+	$(BIN)/python -m devtools.eval_tracking
 
 # The pipeline at scale against moto at Batch's SubmitJob quota: one video of 10,000 chunks, 100 videos of 100.
 scale: $(STAMP)

@@ -79,17 +79,26 @@ def detect(ctx: StepContext) -> ActionResult:
         "seconds": round(float(summary.seconds), 3),
         "model": ",".join(str(d["model"]) for d in summary.detectors),
     }
+    if summary.tracks is not None:
+        metrics["tracks"] = summary.tracks  # the chunk's own: `status` shows them, `results` stitches them
     return ActionResult(json.loads(out.read_text()), metrics)
 
 
-def people_per_second(frames: list[dict[str, Any]], offset: float = 0.0) -> dict[int, int]:
-    """People on screen in each whole second: the median count over its frames (the lower one of an even number), so
-    one frame's false or missed box does not move it. `offset` puts chunk times on the source's timeline."""
+def people_per_second(frames: list[dict[str, Any]], offset: float = 0.0, team: str | None = None) -> dict[int, int]:
+    """People on screen in each whole second. Tracked frames: the confirmed tracks seen in that second (of `team`
+    when given), so a missed or extra box in one frame does not move it. Untracked: the median box count over its
+    frames (the lower one of an even number). `offset` puts chunk times on the source's timeline."""
     counts: dict[int, list[int]] = {}
+    tracks: dict[int, set[int]] = {}
+    tracked = any("track" in d for frame in frames for d in frame.get("detections", []))
     for frame in frames:
         second = math.floor(float(frame["t"]) + offset)
-        people = sum(1 for d in frame.get("detections", []) if d.get("label") == "person")
-        counts.setdefault(second, []).append(people)
+        people = [d for d in frame.get("detections", []) if d.get("label") == "person"]
+        counts.setdefault(second, []).append(len(people))
+        ids = tracks.setdefault(second, set())
+        ids.update(int(d["track"]) for d in people if "track" in d and (team is None or d.get("team") == team))
+    if tracked:
+        return {second: len(ids) for second, ids in tracks.items()}
     return {second: statistics.median_low(seen) for second, seen in counts.items()}
 
 

@@ -58,19 +58,29 @@ def merge_documents(documents: Sequence[dict[str, Any]], video: SourceVideo) -> 
     ordered = sorted(documents, key=lambda d: int(d["chunk"]["start_frame"]))
     seen: set[int] = set()
     frames: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []  # the chunks' track tables, ids made unique over the video
+    renumbered = 0
     for doc in ordered:
         chunk = doc["chunk"]
         start, end, offset = int(chunk["start_frame"]), int(chunk["end_frame"]), float(chunk["start_time"])
+        rows += [{**row, "id": renumbered + int(row["id"])} for row in doc.get("tracks", [])]
         for frame in doc.get("frames", []):
             index = start + int(frame["index"])
             if index >= end or index in seen:
                 continue
             seen.add(index)
             merged = {k: v for k, v in frame.items() if k != "source"}
+            merged["detections"] = [_renumbered(d, renumbered) for d in frame["detections"]]
             frames.append({**merged, "index": index, "t": round(offset + float(frame["t"]), 6)})
+        renumbered += max((int(row["id"]) for row in doc.get("tracks", [])), default=0)
     frames.sort(key=lambda f: f["index"])
     first = ordered[0]
     header = {k: v for k, v in first.items() if k not in {"frames", "stats", "chunk", "attempt", "step", "source"}}
+    tracked = any("tracks" in doc for doc in ordered)
+    if tracked:
+        from detector.stitch import stitch  # numpy and OpenCV: only where results are merged, never in the router
+
+        header.pop("tracks", None)
     return {
         **header,
         "source": {"kind": "video", "inputs": [video.name], "video_id": video.video_id},
@@ -84,8 +94,20 @@ def merge_documents(documents: Sequence[dict[str, Any]], video: SourceVideo) -> 
             {k: d["chunk"][k] for k in ("index", "start_frame", "end_frame", "start_time", "end_time")} for d in ordered
         ],
         "frames": frames,
+        **({"tracks": stitch(frames, rows, int(first.get("teams") or 0), _aspect(first))} if tracked else {}),
         "stats": {"frames_analyzed": len(frames), "chunks": len(ordered)},
     }
+
+
+def _aspect(document: dict[str, Any]) -> float:
+    video = document.get("video") or {}
+    return float(video["width"]) / float(video["height"]) if video.get("width") and video.get("height") else 1.0
+
+
+def _renumbered(detection: dict[str, Any], offset: int) -> dict[str, Any]:
+    if "track" not in detection:
+        return detection
+    return {**detection, "track": offset + int(detection["track"])}
 
 
 @dataclass(frozen=True)
@@ -128,7 +150,8 @@ def write_document(document: dict[str, Any], path: Path) -> None:
 
 
 def plot_people(merged: dict[str, Any], path: Path) -> None:
-    """People per second (the median count over that second's frames) as a PNG; Agg needs no display."""
+    """People per second as a PNG (`people_per_second`: tracks seen, or the median box count when untracked); with
+    teams, one line per team besides the total. Agg needs no display."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,7 +160,12 @@ def plot_people(merged: dict[str, Any], path: Path) -> None:
     counts = people_per_second(merged["frames"])
     seconds = sorted(counts)
     fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
-    ax.bar(seconds, [counts[s] for s in seconds], width=1.0, align="edge", color="#3a7ca5")
+    ax.bar(seconds, [counts[s] for s in seconds], width=1.0, align="edge", color="#3a7ca5", label="all")
+    for team in sorted({str(t["team"]) for t in merged.get("tracks", []) if t.get("team")}):
+        by_team = people_per_second(merged["frames"], team=team)
+        ax.step([s + 0.5 for s in seconds], [by_team.get(s, 0) for s in seconds], where="mid", label=team)
+    if merged.get("tracks"):
+        ax.legend(loc="upper right", fontsize="small")
     ax.set_xlabel("time in video (s)")
     ax.set_ylabel("people")
     ax.set_title(f"people per second: {merged['source']['inputs'][0]}")

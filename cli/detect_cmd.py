@@ -62,15 +62,31 @@ def detect(
     face_mode: Annotated[
         str, typer.Option("--face-mode", help="people: search faces inside person boxes; frame: in the whole frame.")
     ] = "people",
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="Give people in a video track ids (images are never tracked).")
+    ] = True,
+    teams: Annotated[
+        int | None, typer.Option("--teams", help="Teams the tracked people form, besides officials [default: 2].")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Find people and faces in videos and images; write derby-batch/detections@1 JSON (see docs/detector.md)."""
+    """Find people and faces in videos and images; write derby-batch/detections@2 JSON (see docs/detector.md)."""
     from detector.analyzer import AnalyzeOptions, VideoAnalyzer
     from detector.sources import open_sources
 
     open_sources(inputs)  # fail on bad input before the models load
     options = AnalyzeOptions(
-        _detectors(detectors), every, fps, tiles, tile_overlap, batch_size, model, threshold, face_mode
+        _detectors(detectors),
+        every,
+        fps,
+        tiles,
+        tile_overlap,
+        batch_size,
+        model,
+        threshold,
+        face_mode,
+        track=track,
+        teams=teams,
     )
     analyzer = VideoAnalyzer(options)
     columns = (
@@ -97,15 +113,17 @@ def detect(
             "detections": summary.counts,
             "tiles": summary.tiles,
             "model_inputs_per_frame": round(summary.model_inputs_per_frame, 2),
+            "tracks": summary.tracks,
             "output": str(output),
             "annotate": str(annotate) if annotate else None,
         }
         print(json.dumps(payload))
         return
     found = ", ".join(f"{n} {label}" for label, n in sorted(summary.counts.items())) or "nothing"
+    tracked = f" in {summary.tracks} tracks" if summary.tracks is not None else ""
     console.print(
         f"analyzed {summary.frames_analyzed} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps, tiles "
-        f"{summary.tiles}, {summary.model_inputs_per_frame:.1f} model inputs per frame): found {found}",
+        f"{summary.tiles}, {summary.model_inputs_per_frame:.1f} model inputs per frame): found {found}{tracked}",
         highlight=False,
     )
     console.print(f"wrote {output}" + (f" and {annotate}" if annotate else ""), highlight=False)
@@ -191,6 +209,7 @@ def bench(
     )
     console.print(f"seed style      {result.seed_style_fps:7.1f} fps   {seed_cpu:6.1f} ms CPU/frame", highlight=False)
     console.print(f"end to end / pure inference  {result.end_to_end_vs_pure:.2f}  (target >= 0.90)", highlight=False)
+    console.print(f"tracking / end to end (CPU)  {result.tracking_share:.3f} (target <= 0.03)", highlight=False)
     console.print(
         f"end to end / seed style      {result.end_to_end_vs_seed:.2f}  (target >= 2 whole-frame)", highlight=False
     )

@@ -155,7 +155,9 @@ def _wait(stack: Stack, video_ids: list[str], human: Console) -> None:
 
 def merged_lines(merged: MergedResults, output: Path, plot: Path | None) -> list[str]:
     """What `results` says it wrote: the merged document (frames, chunks), and the plot."""
-    lines = [f"{output}: {len(merged.document['frames'])} frames from {merged.chunks} chunks"]
+    tracks = merged.document.get("tracks")
+    found = f", {len(tracks)} tracks" if tracks is not None else ""
+    lines = [f"{output}: {len(merged.document['frames'])} frames from {merged.chunks} chunks{found}"]
     return lines + ([f"{plot}: people per second"] if plot else [])
 
 
@@ -240,7 +242,8 @@ def chunks_table(stack: Stack, video: VideoItem) -> Table:
         for record in chunk.steps:
             job = f" {record.job_id[:8]}" if record.job_id else ""
             attempt = f" a{record.attempt}" if record.attempt > 1 else ""
-            cells.append(f"{record.state}{attempt}{job} {_duration(record)}".strip())
+            tracks = f" {record.metrics['tracks']} tracks" if "tracks" in record.metrics else ""
+            cells.append(f"{record.state}{attempt}{job} {_duration(record)}{tracks}".strip())
         cells += [""] * (len(stack.config.pipeline) - len(cells))
         error = chunk.error or next((s.error for s in reversed(chunk.steps) if s.error), "")
         state = " (cancelled)" if chunk.cancelled else ""
@@ -288,11 +291,19 @@ def results(
     video_id: Annotated[str, typer.Argument(help="The video id printed by submit.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The merged detections JSON to write.")],
     plot: Annotated[Path | None, typer.Option("--plot", help="Also write a people-per-second PNG.")] = None,
+    mot: Annotated[Path | None, typer.Option("--mot", help="Also write the tracks as MOTChallenge CSV.")] = None,
+    annotate: Annotated[
+        Path | None, typer.Option("--annotate", help="Also write the whole video with boxes, ids and teams (MP4).")
+    ] = None,
     stack_name: StackOption = None,
 ) -> None:
     """Merge every chunk's result into one timeline with frame indices and times of the source video."""
+    from detector.mot import mot_lines, write_mot
+
     stack = open_stack(stack_name)
     merged = merge_results(stack.s3, stack.store, stack.config.pipeline, video_id)
+    if mot:
+        mot_lines(merged.document)  # no tracks: say so before writing anything
     if merged.missing:
         missing = list(merged.missing)
         err_console.print(f"warning: {len(missing)} chunk(s) have no {merged.step} result yet: {missing}")
@@ -302,6 +313,14 @@ def results(
     if plot:
         plot_people(merged.document, plot)
         console.print(lines[1])
+    if mot:
+        console.print(f"{mot}: {write_mot(merged.document, mot)} tracked boxes (MOTChallenge)", highlight=False)
+    if annotate:
+        from cli.annotate_results import annotate_results
+
+        chunks = stack.store.chunks(video_id)
+        frames = annotate_results(stack.s3, stack.config, chunks, merged.document, annotate)
+        console.print(f"{annotate}: {frames} frames annotated", highlight=False)
 
 
 def _log_streams(stack: Stack, step: str, job_id: str, info: JobInfo | None) -> tuple[str, ...]:

@@ -15,15 +15,18 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from detector.annotate import AnnotatedVideo
+from detector.annotate import AnnotatedVideo, annotate_document
 from detector.base import Detector
+from detector.boxes import iou
 from detector.detections import Detections, FrameDetections
 from detector.errors import DetectorError
 from detector.face import FaceDetector
-from detector.output import DetectionsWriter
+from detector.human import HumanDetector
+from detector.output import DetectionsWriter, read_detections
 from detector.reader import ThreadedReader
 from detector.registry import DETECTORS, create_detector
 from detector.sampling import Sampler
@@ -31,16 +34,21 @@ from detector.scenes import Scene, ScenePlanner
 from detector.sources import DecodedFrame, SourceInfo, decode, open_sources
 from detector.tile_merge import merge_tiles
 from detector.tiling import TileGrid, check_overlap, cut_tiles, parse_tiles
+from detector.tracking import LOW_SCORE
+from detector.video_tracks import VideoTracks
 
 FACE_MODES = ("people", "frame")
 IN_FLIGHT = 2  # batches inferred at once (see VideoAnalyzer.infer_batches)
 IMAGE_SECONDS = 1.0  # how long each image shows in an annotated video
+DEFAULT_TEAMS = 2
 
 
 @dataclass(frozen=True)
 class AnalyzeOptions:
     """What to run and how. `face_mode="people"` searches faces inside person boxes (people are found even when
-    `human` is not among the reported detectors); `max_frames` stops after that many analyzed frames."""
+    `human` is not among the reported detectors); `max_frames` stops after that many analyzed frames. `track`: people
+    of a single video input get track ids (images and several inputs stay untracked); `teams` (default 2 when
+    tracking) is how many teams the tracks are split into, besides officials."""
 
     detectors: tuple[str, ...] = ("human", "face")
     every: int = 1
@@ -52,6 +60,8 @@ class AnalyzeOptions:
     threshold: float = 0.5
     face_mode: str = "people"
     max_frames: int | None = None
+    track: bool = True
+    teams: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,8 @@ class AnalysisSummary:
     model_inputs_per_frame: float = 0.0  # person-model inputs per analyzed frame, probes included
     out_json: Path | None = None
     annotate: Path | None = None
+    tracks: int | None = None  # confirmed tracks, None when untracked
+    tracking_seconds: float = 0.0  # of `seconds`, spent tracking
 
 
 @dataclass(frozen=True)
@@ -114,17 +126,23 @@ class VideoAnalyzer:
             raise DetectorError(f"--batch-size must be at least 1, got {options.batch_size}")
         if not 0.0 < options.threshold < 1.0:
             raise DetectorError(f"--threshold must be between 0 and 1, got {options.threshold}")
+        if options.teams is not None and options.teams < 1:
+            raise DetectorError(f"--teams must be at least 1, got {options.teams}")
+        if options.teams is not None and not options.track:
+            raise DetectorError("--teams needs tracking: drop --no-track")
         parse_tiles(options.tiles)
         check_overlap(options.tile_overlap)
         Sampler(options.every, options.fps)
         self.options = options
         wants_faces = "face" in options.detectors
         needs_people = "human" in options.detectors or (wants_faces and options.face_mode == "people")
-        self.human: Detector | None = (
-            create_detector("human", model=options.model, threshold=options.threshold) if needs_people else None
-        )
+        human = create_detector("human", model=options.model, threshold=options.threshold) if needs_people else None
+        self.human: HumanDetector | None = human if isinstance(human, HumanDetector) else None
         face = create_detector("face", threshold=options.threshold) if wants_faces else None
         self.face: FaceDetector | None = face if isinstance(face, FaceDetector) else None
+        self.last_tracking_share = 0.0  # of the last run's CPU time (all threads), the share spent tracking
+        # person boxes down to LOW_SCORE too, for the tracker's second association (set per run)
+        self.weak_people = options.track and "human" in options.detectors and options.threshold > LOW_SCORE
 
     @property
     def reported(self) -> list[Detector]:
@@ -145,17 +163,19 @@ class VideoAnalyzer:
         frames or tiles alike (on a CPU, calls of dozens of images ran far slower per image than calls of a few), but
         never a frame split over two calls: on a GPU all the tiles of a frame go in one batch."""
         people: list[Detections] = [Detections.empty()] * len(batch)
+        weak: list[Detections] = [Detections.empty()] * len(batch)
         if self.human is not None:
             calls = _whole_frames([p.inputs for p in batch if p.inputs is not None], self.options.batch_size)
-            found = [d for call in calls for d in self.human.detect(call)]
+            floor = LOW_SCORE if self.weak_people else None
+            found = [d for call in calls for d in self.human.detect(call, floor)]
             start = 0
             for i, p in enumerate(batch):
                 tiles = len(p.grid.rects)
-                people[i] = merge_tiles(found[start : start + tiles], p.grid, self.human.threshold)
+                people[i], weak[i] = _strong_and_weak(found[start : start + tiles], p.grid, self.human.threshold)
                 start += tiles
         results = []
-        for p, persons in zip(batch, people, strict=True):
-            parts = [persons] if "human" in self.options.detectors else []
+        for p, persons, weaker in zip(batch, people, weak, strict=True):
+            parts = [persons, weaker] if "human" in self.options.detectors else []
             if self.face is not None and p.rgb is not None:
                 if self.options.face_mode == "people":
                     parts.append(self.face.detect_in_people(p.rgb, persons))
@@ -198,6 +218,12 @@ class VideoAnalyzer:
     ) -> AnalysisSummary:
         sources = open_sources(inputs)
         expected = _expected_frames(sources, Sampler(self.options.every, self.options.fps), self.options.max_frames)
+        tracked = self.options.track and "human" in self.options.detectors and _one_video(sources)
+        if self.options.teams is not None and not tracked:
+            raise DetectorError("--teams applies to people tracked in one video input (not images, not several)")
+        self.weak_people = tracked and self.options.threshold > LOW_SCORE
+        teams = self.options.teams or DEFAULT_TEAMS
+        tracks = VideoTracks(self.options.threshold, teams, sources[0].width / sources[0].height) if tracked else None
         name_frames = len(sources) > 1 or sources[0].kind == "image"
         offsets = dict(
             zip(
@@ -210,16 +236,20 @@ class VideoAnalyzer:
         counts: Counter[str] = Counter()
         analyzed = inputs_used = 0
         planner = self.planner()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with DetectionsWriter(out_json) as writer:
             with contextlib.ExitStack() as stack:
-                video = stack.enter_context(AnnotatedVideo(annotate)) if annotate else None
+                video = stack.enter_context(AnnotatedVideo(annotate)) if annotate and not tracks else None
                 reader = stack.enter_context(self.frames(sources, keep_rgb, planner))
                 for batch, found in self.infer_batches(_batched(iter(reader), self.options.batch_size)):
+                    if tracks is not None:
+                        images = [p.rgb if p.rgb is not None else _whole_frame(p) for p in batch]
+                        found = tracks.step_batch(list(zip(found, [p.t for p in batch], images, strict=True)))
                     for p, dets in zip(batch, found, strict=True):
                         source = str(p.source.path) if name_frames else None
                         writer.add(FrameDetections(p.index, p.t, dets, source))
-                        counts.update(dets.labels.tolist())
+                        if tracks is None:  # tracked: counted as written, once tracks are confirmed
+                            counts.update(dets.labels.tolist())
                         inputs_used += 0 if p.inputs is None else len(p.inputs)
                         if video is not None and p.rgb is not None:
                             video.add(p.rgb, dets, offsets[p.source.path] + p.t)
@@ -239,11 +269,42 @@ class VideoAnalyzer:
                 "detectors": detectors,
                 "tiling": [s.to_json() for s in scenes],
             }
-            stats = {"frames_analyzed": analyzed, "seconds": round(seconds, 3), "fps": round(fps, 2)}
-            writer.finish(header, {**stats, "model_inputs_per_frame": round(per_frame, 2)})
+            stats = {
+                "frames_analyzed": analyzed,
+                "seconds": round(seconds, 3),
+                "fps": round(fps, 2),
+                "model_inputs_per_frame": round(per_frame, 2),
+            }
+            if tracks is None:
+                writer.finish(header, stats)
+            else:
+                resolution, relabel = tracks.resolve()
+                table = [t.to_json() for t in resolution.tracks]
+
+                def relabel_and_count(detections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                    final = relabel(detections)
+                    counts.update(d["label"] for d in final)
+                    return final
+
+                writer.finish({**header, "teams": tracks.teams}, stats, table, relabel_and_count)
+        cpu = time.process_time() - cpu_started
+        self.last_tracking_share = tracks.seconds / cpu if tracks is not None and cpu > 0 else 0.0
+        if tracks is not None and annotate is not None:
+            annotate_document(sources[0].path, read_detections(out_json), annotate)
         grids = ", ".join(dict.fromkeys(s.grid.label for s in scenes)) if self.human else "off"
         return AnalysisSummary(
-            analyzed, seconds, fps, detectors, dict(counts), grids, scenes, per_frame, out_json, annotate
+            analyzed,
+            seconds,
+            fps,
+            detectors,
+            dict(counts),
+            grids,
+            scenes,
+            per_frame,
+            out_json,
+            annotate,
+            len(resolution.tracks) if tracks is not None else None,
+            tracks.seconds if tracks is not None else 0.0,
         )
 
 
@@ -254,6 +315,27 @@ def _whole_frames(inputs: list[np.ndarray], size: int) -> Iterator[np.ndarray]:
         if end == len(inputs) or sum(len(i) for i in inputs[start:end]) >= size:
             yield np.concatenate(inputs[start:end])
             start = end
+
+
+def _one_video(sources: list[SourceInfo]) -> bool:
+    return len(sources) == 1 and sources[0].kind == "video"
+
+
+def _whole_frame(p: PreparedFrame) -> np.ndarray | None:
+    """The model's whole-frame input (the frame scaled to it): kit colours when the full frame is not kept."""
+    return p.inputs[0] if p.inputs is not None else None
+
+
+def _strong_and_weak(per_tile: list[Detections], grid: TileGrid, threshold: float) -> tuple[Detections, Detections]:
+    """People at or above the threshold, merged across tiles exactly as without tracking, and the weaker boxes (from
+    a lower model floor) merged apart, less those that duplicate a strong one."""
+    strong = merge_tiles([d[d.scores >= threshold] for d in per_tile], grid, threshold)
+    if all(bool((d.scores >= threshold).all()) for d in per_tile):
+        return strong, Detections.empty()
+    weak = merge_tiles([d[d.scores < threshold] for d in per_tile], grid, threshold)
+    if len(strong) and len(weak):
+        weak = weak[iou(weak.boxes, strong.boxes).max(axis=1) <= 0.5]
+    return strong, weak
 
 
 def _expected_frames(sources: list[SourceInfo], sampler: Sampler, cap: int | None) -> int | None:

@@ -25,11 +25,13 @@ class RawDetections:
 
 @dataclass(frozen=True)
 class Detections:
-    """`n` detections: `boxes` (n, 4) float32, `scores` (n,) float32, `labels` (n,) str."""
+    """`n` detections: `boxes` (n, 4) float32, `scores` (n,) float32, `labels` (n,) str, and optionally `tracks` (n,)
+    int32, the track each box belongs to (-1: none)."""
 
     boxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
+    tracks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.boxes)
@@ -39,6 +41,16 @@ class Detections:
             raise ValueError(f"scores must have shape ({n},), got {self.scores.shape}")
         if self.labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), got {self.labels.shape}")
+        if self.tracks is not None and self.tracks.shape != (n,):
+            raise ValueError(f"tracks must have shape ({n},), got {self.tracks.shape}")
+
+    @property
+    def track_ids(self) -> np.ndarray:
+        """The tracks column, -1 everywhere when the detections are untracked."""
+        return self.tracks if self.tracks is not None else np.full(len(self), -1, np.int32)
+
+    def with_tracks(self, tracks: np.ndarray) -> Detections:
+        return Detections(self.boxes, self.scores, self.labels, np.asarray(tracks, np.int32))
 
     @classmethod
     def empty(cls) -> Detections:
@@ -54,10 +66,12 @@ class Detections:
     def concat(cls, parts: Sequence[Detections]) -> Detections:
         if not parts:
             return cls.empty()
+        tracked = any(p.tracks is not None for p in parts)
         return cls(
             np.concatenate([p.boxes for p in parts]).astype(np.float32, copy=False),
             np.concatenate([p.scores for p in parts]).astype(np.float32, copy=False),
             np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.track_ids for p in parts]).astype(np.int32, copy=False) if tracked else None,
         )
 
     def __len__(self) -> int:
@@ -65,7 +79,8 @@ class Detections:
 
     def __getitem__(self, index: np.ndarray | slice) -> Detections:
         """Select by boolean mask or index array; returns a new object."""
-        return Detections(self.boxes[index], self.scores[index], self.labels[index])
+        tracks = self.tracks[index] if self.tracks is not None else None
+        return Detections(self.boxes[index], self.scores[index], self.labels[index], tracks)
 
     def with_label(self, label: str) -> Detections:
         return self[self.labels == label]
@@ -76,19 +91,27 @@ class Detections:
         return self[order]
 
     def to_json(self) -> list[dict[str, object]]:
-        return [
+        items: list[dict[str, object]] = [
             {"label": str(label), "score": round(float(score), 4), "box": [round(float(v), 5) for v in box]}
             for box, score, label in zip(self.boxes, self.scores, self.labels, strict=True)
         ]
+        if self.tracks is not None:
+            for item, track in zip(items, self.tracks.tolist(), strict=True):
+                if track >= 0:
+                    item["track"] = track
+        return items
 
     @classmethod
     def from_json(cls, items: Sequence[dict[str, object]]) -> Detections:
+        """Reads both schemas: `track` (@2) becomes the tracks column when any box has one."""
         if not items:
             return cls.empty()
+        tracked = any("track" in item for item in items)
         return cls(
             np.array([item["box"] for item in items], np.float32),
             np.array([item["score"] for item in items], np.float32),
             np.array([item["label"] for item in items], dtype=str),
+            np.array([item.get("track", -1) for item in items], np.int32) if tracked else None,
         )
 
 

@@ -26,12 +26,14 @@ class HumanDetector(Detector):
         )
         self._run = loaded.run
 
-    def detect(self, images: np.ndarray) -> list[Detections]:
-        raw = self._run(images, self.threshold)
+    def detect(self, images: np.ndarray, min_score: float | None = None) -> list[Detections]:
+        """`min_score` below the threshold also returns weaker boxes (what the tracker's second association uses)."""
+        floor = self.threshold if min_score is None else min_score
+        raw = self._run(images, floor)
         results = []
         for boxes, scores, classes, count in zip(raw.boxes, raw.scores, raw.classes, raw.counts, strict=True):
             n = int(count)
-            keep = (classes[:n].astype(np.int64) == COCO_PERSON) & (scores[:n] >= self.threshold)
+            keep = (classes[:n].astype(np.int64) == COCO_PERSON) & (scores[:n] >= floor)
             yxyx = boxes[:n][keep]
             results.append(Detections.of(np.clip(yxyx[:, [1, 0, 3, 2]], 0.0, 1.0), scores[:n][keep], self.label))
         return results

@@ -1,4 +1,6 @@
-"""The output schema `derby-batch/detections@1`, written incrementally and atomically.
+"""The output schema `derby-batch/detections@2`, written incrementally and atomically.
+
+@2 is @1 plus, for tracked videos, `track` and `team` on boxes and a `tracks` table; readers take both.
 
 Frames stream to a spool file beside the output while the video is analyzed (memory stays flat on long videos); the
 final document is assembled into a temporary file and moved into place with `os.replace`, so a reader never sees a
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,7 +20,8 @@ from typing import Any
 from detector.detections import Detections, FrameDetections
 from detector.errors import DetectorError
 
-SCHEMA = "derby-batch/detections@1"
+SCHEMA = "derby-batch/detections@2"
+READABLE = ("derby-batch/detections@1", SCHEMA)  # @1 documents are @2 documents without tracks
 
 
 def _umask() -> int:
@@ -90,17 +94,35 @@ class DetectionsWriter:
             self._file.discard()
 
     def add(self, frame: FrameDetections) -> None:
-        self._spool.write(json.dumps(frame_json(frame), separators=(",", ":")) + "\n")
+        self.add_json(frame_json(frame))
 
-    def finish(self, header: dict[str, Any], stats: dict[str, Any]) -> None:
-        """Write `{"schema", **header, "frames": [...], "stats"}` and move it into place."""
+    def add_json(self, frame: dict[str, Any]) -> None:
+        """A frame already in the schema's form (what ground truth with extra fields per box writes)."""
+        self._spool.write(json.dumps(frame, separators=(",", ":")) + "\n")
+
+    def finish(
+        self,
+        header: dict[str, Any],
+        stats: dict[str, Any],
+        tracks: list[dict[str, Any]] | None = None,
+        relabel: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        """Write `{"schema", **header, "frames": [...], "tracks": [...], "stats"}` and move it into place; `relabel`
+        rewrites each frame's detections on the way (track ids become known only once the video is)."""
         self._spool.seek(0)
         with self._file.tmp.open("w", encoding="utf-8") as out:
             head = json.dumps({"schema": SCHEMA, **header}, separators=(",", ":"))
             out.write(head[:-1] + ',"frames":[')
             for i, line in enumerate(self._spool):
+                if relabel is not None:
+                    frame = json.loads(line)
+                    line = json.dumps({**frame, "detections": relabel(frame["detections"])}, separators=(",", ":"))
                 out.write(("," if i else "") + line.rstrip("\n"))
-            out.write('],"stats":' + json.dumps(stats, separators=(",", ":")) + "}\n")
+            if tracks is not None:
+                out.write('],"tracks":' + json.dumps(tracks, separators=(",", ":")))
+            else:
+                out.write("]")
+            out.write(',"stats":' + json.dumps(stats, separators=(",", ":")) + "}\n")
         self._file.commit()
         self._finished = True
 
@@ -111,8 +133,8 @@ def read_detections(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DetectorError(f"cannot read detections {path}: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise DetectorError(f"{path} is not a {SCHEMA} document")
+    if not isinstance(doc, dict) or doc.get("schema") not in READABLE:
+        raise DetectorError(f"{path} is not a {' or '.join(READABLE)} document")
     return doc
 
 

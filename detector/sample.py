@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -19,7 +21,7 @@ import numpy as np
 
 from detector.detections import Detections, FrameDetections
 from detector.errors import DetectorError
-from detector.output import AtomicFile, DetectionsWriter
+from detector.output import AtomicFile, DetectionsWriter, frame_json
 
 SPRITE_CROP = (0, 16, 512, 600)  # x0, y0, x1, y1 of the person in grace_hopper.jpg (512x600)
 FACE_IN_SPRITE = (160, 104, 366, 312)  # the face box, in sprite pixels
@@ -77,7 +79,7 @@ class _Person:
 
 
 @functools.lru_cache(maxsize=1)
-def _sprite() -> np.ndarray:
+def sprite() -> np.ndarray:
     from matplotlib import cbook
 
     path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
@@ -89,7 +91,7 @@ def _sprite() -> np.ndarray:
     return np.ascontiguousarray(image[y0:y1, x0:x1])
 
 
-def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+def field_background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """Grass stripes with noise and white field lines: texture, but nothing person-like."""
     stripes = ((np.arange(width) // max(1, width // 12)) % 2).astype(np.float32)
     green = np.empty((height, width, 3), np.float32)
@@ -106,8 +108,8 @@ def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray
 
 def _person(h: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """The sprite scaled to `h` pixels tall, mirrored or not."""
-    sprite = _sprite()
-    image = cv2.resize(sprite, (round(h * sprite.shape[1] / sprite.shape[0]), h), interpolation=cv2.INTER_AREA)
+    photo = sprite()
+    image = cv2.resize(photo, (round(h * photo.shape[1] / photo.shape[0]), h), interpolation=cv2.INTER_AREA)
     flipped = bool(rng.random() < 0.5)
     return np.ascontiguousarray(image[:, ::-1] if flipped else image), flipped
 
@@ -115,8 +117,8 @@ def _person(h: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
 def _people(spec: SampleSpec, rng: np.random.Generator) -> list[_Person]:
     if spec.crowd:
         return _crowd(spec, rng)
-    sprite = _sprite()
-    aspect = sprite.shape[1] / sprite.shape[0]
+    photo = sprite()
+    aspect = photo.shape[1] / photo.shape[0]
     # people stay off the frame border: a person cut by the frame edge is ambiguous even to a human labeller
     left, top = spec.width // 25, spec.height // 25
     inner_w, inner_h = spec.width - 2 * left, spec.height - 2 * top
@@ -195,45 +197,59 @@ def _truth(person: _Person, x: int, y: int, width: int, height: int) -> tuple[li
 def write_sample(out: Path, spec: SampleSpec = SampleSpec()) -> Path:
     """Write the H.264 clip to `out` and its ground truth to `<out stem>.gt.json`; returns the ground-truth path."""
     rng = np.random.default_rng(spec.seed)
-    background = _background(spec.width, spec.height, rng)
+    background = field_background(spec.width, spec.height, rng)
     people = _people(spec, rng)
+
+    def frames() -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
+        for index in range(round(spec.seconds * spec.fps)):
+            t = index / spec.fps
+            canvas = background.copy()
+            boxes, kinds = [], []
+            for person in people:
+                x, y = person.position(t)
+                h, w = person.sprite.shape[:2]
+                canvas[y : y + h, x : x + w] = person.sprite
+                person_box, face_box = _truth(person, x, y, spec.width, spec.height)
+                boxes += [person_box, face_box]
+                kinds += ["person", "face"]
+            dets = Detections(np.array(boxes, np.float32), np.ones(len(boxes), np.float32), np.array(kinds))
+            yield canvas, frame_json(FrameDetections(index, t, dets))
+
+    return write_clip(out, spec.width, spec.height, spec.fps, spec.seed, frames())
+
+
+def write_clip(
+    out: Path, width: int, height: int, fps: float, seed: int, frames: Iterator[tuple[np.ndarray, dict[str, Any]]]
+) -> Path:
+    """Encode the canvases to `out` (H.264) and their truth to `<out stem>.gt.json` in the detections schema."""
     gt_path = out.with_name(out.stem + ".gt.json")
+    rate = Fraction(fps).limit_denominator(1000)
+    count = 0
     with AtomicFile(out, out.suffix) as video_file, DetectionsWriter(gt_path) as truth:
         with av.open(str(video_file.tmp), "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=spec.fps, options={"preset": "veryfast", "crf": "18"})
-            stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
-            frames = round(spec.seconds * spec.fps)
-            for index in range(frames):
-                t = index / spec.fps
-                canvas = background.copy()
-                boxes, kinds = [], []
-                for person in people:
-                    x, y = person.position(t)
-                    h, w = person.sprite.shape[:2]
-                    canvas[y : y + h, x : x + w] = person.sprite
-                    person_box, face_box = _truth(person, x, y, spec.width, spec.height)
-                    boxes += [person_box, face_box]
-                    kinds += ["person", "face"]
+            stream = container.add_stream("libx264", rate=rate, options={"preset": "veryfast", "crf": "18"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for index, (canvas, truth_frame) in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")
-                frame.pts, frame.time_base = index, Fraction(1, spec.fps)
+                frame.pts, frame.time_base = index, 1 / rate
                 for packet in stream.encode(frame):
                     container.mux(packet)
-                dets = Detections(np.array(boxes, np.float32), np.ones(len(boxes), np.float32), np.array(kinds))
-                truth.add(FrameDetections(index, t, dets))
+                truth.add_json(truth_frame)
+                count += 1
             for packet in stream.encode():
                 container.mux(packet)
         truth.finish(
             {
-                "source": {"kind": "generated", "inputs": [out.name], "seed": spec.seed},
+                "source": {"kind": "generated", "inputs": [out.name], "seed": seed},
                 "video": {
-                    "width": spec.width,
-                    "height": spec.height,
-                    "fps": spec.fps,
-                    "frames": frames,
-                    "duration_s": frames / spec.fps,
+                    "width": width,
+                    "height": height,
+                    "fps": fps,
+                    "frames": count,
+                    "duration_s": count / fps,
                 },
                 "detectors": [{"name": "ground_truth", "model": "derby-batch sample", "threshold": None}],
             },
-            {"frames_analyzed": frames, "seconds": 0.0, "fps": 0.0},
+            {"frames_analyzed": count, "seconds": 0.0, "fps": 0.0},
         )
     return gt_path

@@ -6,6 +6,7 @@ frames, which makes a short sample a single chunk. Re-encoding keeps every frame
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -20,10 +21,21 @@ def sample_with_keyframes(out: Path, spec: SampleSpec, keyframe_seconds: float =
     """Write `out` and `<stem>.gt.json` (the sample's ground truth); returns the ground truth's path."""
     raw = out.with_name(out.stem + ".raw" + out.suffix)
     raw_truth = write_sample(raw, spec)
-    gop = str(max(1, round(spec.fps * keyframe_seconds)))
+    with_keyframes(raw, out, spec.fps, keyframe_seconds)
+    return raw_truth.replace(out.with_name(out.stem + ".gt.json"))
+
+
+def with_keyframes(raw: Path, out: Path, fps: float, keyframe_seconds: float) -> None:
+    """Re-encode the generated clip `raw` into `out` with a keyframe every `keyframe_seconds`; `raw` is removed."""
+    gop = str(max(1, round(fps * keyframe_seconds)))
+    rate = Fraction(fps).limit_denominator(1000)
     with av.open(str(raw)) as source, av.open(str(out), "w", format="mp4") as target:
-        stream = target.add_stream("libx264", rate=spec.fps)
-        stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+        stream = target.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = (
+            source.streams.video[0].width,
+            source.streams.video[0].height,
+            "yuv420p",
+        )
         stream.options = {"g": gop, "keyint_min": gop, "sc_threshold": "0", "preset": "veryfast", "crf": "18"}
         for frame in source.decode(video=0):
             frame.pict_type = av.video.frame.PictureType.NONE
@@ -32,4 +44,3 @@ def sample_with_keyframes(out: Path, spec: SampleSpec, keyframe_seconds: float =
         for packet in stream.encode():
             target.mux(packet)
     raw.unlink()
-    return raw_truth.replace(out.with_name(out.stem + ".gt.json"))

@@ -87,3 +87,13 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code if isinstance(code, int) else (0 if code is None else 1), out, err.strip())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def match_clip(clips: Path) -> Clip:
+    """Two teams and a striped official crossing, hiding each other, one leaving and coming back: 1280x720, 10 fps,
+    8 s."""
+    from detector.sample_match import MatchSpec, write_match
+
+    video = clips / "match.mp4"
+    return Clip(video, write_match(video, MatchSpec(seconds=8.0, fps=10, seed=4)))

@@ -66,7 +66,9 @@ def test_bench_json_reports_three_loops(small_clip: Clip, run_cli: Callable[...,
         "tiles",
         "frames",
         "model_inputs_per_frame",
+        "tracking_share",
     }
+    assert 0 < report["tracking_share"] < 1
     assert (report["frames"], report["batch_size"], report["tiles"]) == (8, 4, "off")
     assert all(report[k] > 0 for k in ("pure_inference_fps", "end_to_end_fps", "seed_style_fps"))
     assert report["model_inputs_per_frame"] == 1.0  # the whole frame only

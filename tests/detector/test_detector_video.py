@@ -41,7 +41,7 @@ def test_output_document(small_clip: Clip, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     summary = analyze([small_clip.video], out, AnalyzeOptions(every=5, threshold=0.4))
     doc = json.loads(out.read_text())
-    assert list(doc) == ["schema", "source", "video", "detectors", "tiling", "frames", "stats"]
+    assert list(doc) == ["schema", "source", "video", "detectors", "tiling", "teams", "frames", "tracks", "stats"]
     assert doc["schema"] == SCHEMA
     assert doc["source"] == {"kind": "video", "inputs": [str(small_clip.video)]}
     assert doc["video"] == {"width": 480, "height": 270, "fps": 25.0, "frames": 25, "duration_s": 1.0}
@@ -57,7 +57,8 @@ def test_output_document(small_clip: Clip, tmp_path: Path) -> None:
     assert labels == {"person", "face"}
     for det in (d for f in doc["frames"] for d in f["detections"]):
         x0, y0, x1, y1 = det["box"]
-        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and 0.4 <= det["score"] <= 1
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and 0 < det["score"] <= 1
+        assert det["score"] >= 0.4 or (det["label"] == "person" and "track" in det)  # weaker: continuing a track
 
 
 def test_images_and_directories_of_images(small_clip: Clip, tmp_path: Path) -> None:
@@ -87,7 +88,7 @@ def test_images_and_directories_of_images(small_clip: Clip, tmp_path: Path) -> N
 
 def test_annotated_video_has_every_analyzed_frame(small_clip: Clip, tmp_path: Path) -> None:
     out, video = tmp_path / "out.json", tmp_path / "annotated.mp4"
-    analyze([small_clip.video], out, AnalyzeOptions(every=2), annotate=video)
+    analyze([small_clip.video], out, AnalyzeOptions(every=2, track=False), annotate=video)
     with av.open(str(video)) as container:
         decoded = list(container.decode(video=0))
     frames = [f.to_ndarray(format="rgb24") for f in decoded]
@@ -98,6 +99,19 @@ def test_annotated_video_has_every_analyzed_frame(small_clip: Clip, tmp_path: Pa
     with av.open(str(small_clip.video)) as container:
         original = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert np.abs(frames[0].astype(int) - original.astype(int)).max() > 100
+
+
+def test_tracked_annotation_is_the_whole_video_with_ids(small_clip: Clip, tmp_path: Path) -> None:
+    """Track ids are final only once the video is known: the annotation is drawn afterwards, on every frame (a
+    frame not analyzed shows the last analyzed frame's boxes)."""
+    out, video = tmp_path / "out.json", tmp_path / "annotated.mp4"
+    analyze([small_clip.video], out, AnalyzeOptions(every=2), annotate=video)
+    with av.open(str(video)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    with av.open(str(small_clip.video)) as container:
+        original = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == len(original) == 25
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() > 100 for a, b in zip(decoded, original, strict=True))
 
 
 def test_tf2_saved_model_gives_the_same_people(small_clip: Clip, tmp_path: Path) -> None:

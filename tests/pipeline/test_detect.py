@@ -43,7 +43,7 @@ def test_detect_finds_people_through_the_pipeline(world: World, tmp_path: Path) 
     assert detect.metrics["frames"] == 5 and "ssdlite" in detect.metrics["model"].lower()
     assert detect.result is not None
     document = json.loads(s3.get_object(Bucket=detect.result.bucket, Key=detect.result.key)["Body"].read())
-    assert document["schema"] == "derby-batch/detections@1"
+    assert document["schema"] == "derby-batch/detections@2" and "tracks" in document
     source = SourceVideo.of(world.store.get_video(submitted.video_id), [chunk])
     merged = merge_documents([document], source)
     assert merged["video"] == {"width": 640, "height": 360, "fps": 25.0, "frames": 50, "duration_s": 2.0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, cast
@@ -118,3 +119,43 @@ def test_merge_results_reads_each_done_result_and_lists_the_missing(tmp_path: Pa
     out = tmp_path / "deep" / "merged.json"
     write_document(merged.document, out)
     assert json.loads(out.read_text()) == merged.document and list(out.parent.iterdir()) == [out]
+
+
+def _tracked(index: int, start_frame: int, people: dict[int, tuple[float, list[float]]]) -> dict:
+    """A chunk's tracked detect result: chunk-local track id -> (x speed per frame, kit), ten frames of 1/25 s."""
+    doc = _doc(index, start_frame, start_frame + 10, start_frame / 25, [(i, i / 25) for i in range(10)])
+    doc["schema"], doc["teams"] = "derby-batch/detections@2", 2
+    for frame in doc["frames"]:
+        frame["detections"] = [
+            {"label": "person", "score": 0.9, "box": [x, 0.3, x + 0.1, 0.55], "track": track, "team": "A"}
+            for track, (speed, _) in people.items()
+            for x in [0.1 + 0.4 * (track - 1) + speed * (start_frame + frame["index"])]
+        ]
+    doc["tracks"] = [
+        {"id": t, "first_t": 0.0, "last_t": 0.36, "frames": 10, "team": "A", "kit": kit}
+        for t, (_, kit) in people.items()
+    ]
+    return doc
+
+
+def test_chunk_tracks_are_stitched_into_video_tracks() -> None:
+    """Two people walk across a chunk border: the chunks numbered them in their own order and called both team "A";
+    the merged document has one id per person over the whole video and tells the kits apart."""
+    red, blue = [45.0, 50.0, 35.0, 0.0], [40.0, 15.0, -45.0, 0.0]
+    first = _tracked(0, 0, {1: (0.005, red), 2: (-0.005, blue)})
+    second = _tracked(1, 10, {1: (0.005, red), 2: (-0.005, blue)})
+    second["tracks"].reverse()  # the table's order means nothing
+    merged = merge_documents([first, second], dataclasses.replace(GAME, frames=20))
+    ids = [[d["track"] for d in f["detections"]] for f in merged["frames"]]
+    assert ids == [[1, 2]] * 20
+    assert [(t["id"], t["frames"], t["first_t"], t["last_t"]) for t in merged["tracks"]] == [
+        (1, 20, 0.0, 0.76), (2, 20, 0.0, 0.76)
+    ]  # fmt: skip
+    teams = {d["track"]: d["team"] for f in merged["frames"] for d in f["detections"]}
+    assert sorted(teams.values()) == ["A", "B"]
+    assert merged["schema"] == "derby-batch/detections@2"
+
+
+def test_untracked_chunks_merge_without_tracks() -> None:
+    merged = merge_documents([_doc(0, 0, 50, 0.0, [(0, 0.0)])], GAME)
+    assert "tracks" not in merged

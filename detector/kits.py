@@ -1,0 +1,137 @@
+"""Teams and officials from kit colour: a torso colour sample per person box, voted per track, clustered per video.
+
+No labelled data: a track's kit is the median of its samples (CIE Lab means of the torso region, and how striped it
+is); tracks whose torsos are both black and white in large parts are officials; the others are split into `teams`
+groups by k-means on their kit colour. Limits (docs/detector.md): two teams in similar colours, a team in black and
+white, or heavy shadows confuse it; a goalkeeper in a third colour joins the nearer team.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TORSO = (0.3, 0.2, 0.7, 0.5)  # a standing player's chest in their box: x0, y0, x1, y1 as fractions
+FACE_WIDTHS = 0.9  # below a face, the kit is sampled this many face widths either side of its centre...
+FACE_HEIGHTS = 1.5  # ...down to this many face heights below its bottom
+GRID = 8  # pixels sampled per region: GRID x GRID
+OFFICIAL_STRIPES = 0.12  # a kit with at least this share of both near-black and near-white pixels is an official's
+OFFICIAL = "official"
+KIT_DIMENSIONS = 4  # L, a, b means and the stripe share
+
+
+def team_name(index: int) -> str:
+    """Team labels: A, B, ..., Z, then T27, T28..."""
+    return chr(ord("A") + index) if index < 26 else f"T{index + 1}"
+
+
+def torso_regions(people: np.ndarray, faces: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """(n, 4) normalized regions to sample each person's kit from: below their face when one was found in the box
+    (`owner[j]` is the person row of face j, -1 none; works for a whole body and a bust alike), else the TORSO share
+    of the box (a standing player's chest)."""
+    w, h = people[:, 2] - people[:, 0], people[:, 3] - people[:, 1]
+    regions = np.stack(
+        [
+            people[:, 0] + TORSO[0] * w,
+            people[:, 1] + TORSO[1] * h,
+            people[:, 0] + TORSO[2] * w,
+            people[:, 1] + TORSO[3] * h,
+        ],
+        axis=1,
+    )
+    held = owner >= 0
+    if held.any():
+        face, person = faces[held], people[owner[held]]
+        fw, fh, cx = face[:, 2] - face[:, 0], face[:, 3] - face[:, 1], (face[:, 0] + face[:, 2]) / 2
+        below = np.stack(
+            [cx - FACE_WIDTHS * fw, face[:, 3] + 0.2 * fh, cx + FACE_WIDTHS * fw, face[:, 3] + FACE_HEIGHTS * fh],
+            axis=1,
+        )
+        regions[owner[held]] = np.clip(below, person[:, [0, 1, 0, 1]], person[:, [2, 3, 2, 3]])
+    return regions
+
+
+def kit_samples(rgb: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """(n, KIT_DIMENSIONS) kit colour in each region (normalized xyxy) of the RGB frame; NaN rows for tiny ones. A grid
+    of GRID x GRID pixels per region, all regions converted to Lab in one call: cheap enough for every box of every
+    frame (the tracker matches on it)."""
+    out = np.full((len(regions), KIT_DIMENSIONS), np.nan, np.float32)
+    if not len(regions):
+        return out
+    height, width = rgb.shape[:2]
+    pixels = regions * np.array([width, height, width, height], np.float32)
+    usable = ((pixels[:, 2] - pixels[:, 0]) >= 3) & ((pixels[:, 3] - pixels[:, 1]) >= 3)
+    if not usable.any():
+        return out
+    at = (np.arange(GRID, dtype=np.float32) + 0.5) / GRID
+    px = pixels[usable]
+    xs = np.clip((px[:, 0:1] + (px[:, 2:3] - px[:, 0:1]) * at).astype(int), 0, width - 1)
+    ys = np.clip((px[:, 1:2] + (px[:, 3:4] - px[:, 1:2]) * at).astype(int), 0, height - 1)
+    lab = rgb_to_lab(rgb[ys[:, :, None], xs[:, None, :]].reshape(len(px), -1, 3))  # (k, GRID * GRID, 3)
+    grey = np.hypot(lab[..., 1], lab[..., 2]) < 15
+    stripes = np.minimum((grey & (lab[..., 0] < 30)).mean(axis=1), (grey & (lab[..., 0] > 70)).mean(axis=1))
+    out[usable] = np.concatenate([lab.mean(axis=1), stripes[:, None]], axis=1)
+    return out
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65; L 0..100) of uint8 sRGB pixels (..., 3), in numpy: for a few hundred pixels, OpenCV's
+    cvtColor costs more in thread-pool overhead than the conversion."""
+    c = rgb.astype(np.float32) / 255.0
+    linear = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+_RGB_TO_XYZ = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]], np.float32
+)
+_WHITE = np.array([0.950456, 1.0, 1.088754], np.float32)
+
+
+def kit_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) distances between kits (Lab, lightness counting half: shade varies); inf between an
+    official's kit and a player's; 0 where either is unknown (NaN)."""
+    diff = (a[:, None, :3] - b[None, :, :3]) * np.array([0.5, 1.0, 1.0], np.float32)
+    distance = np.linalg.norm(diff, axis=2)
+    official = (a[:, None, 3] >= OFFICIAL_STRIPES) != (b[None, :, 3] >= OFFICIAL_STRIPES)
+    distance = np.where(official, np.inf, distance)
+    return np.where(np.isnan(distance), 0.0, distance)
+
+
+def assign_teams(kits: dict[int, np.ndarray], teams: int) -> dict[int, str]:
+    """Each track's label from its voted kit (track id -> (KIT_DIMENSIONS,) array): OFFICIAL or a team name.
+    Team A is the largest group; the result does not depend on the order of `kits`."""
+    ids = sorted(kits)
+    if not ids:
+        return {}
+    kit = np.array([kits[i] for i in ids], np.float32)
+    official = kit[:, 3] >= OFFICIAL_STRIPES
+    labels = {i: OFFICIAL for i, o in zip(ids, official, strict=True) if o}
+    players = [i for i, o in zip(ids, official, strict=True) if not o]
+    if not players:
+        return labels
+    colour = kit[~official, :3] * np.array([0.5, 1.0, 1.0], np.float32)  # lightness counts half: shade varies
+    groups = _kmeans(colour, min(teams, len(players)))
+    sizes = np.bincount(groups, minlength=groups.max() + 1)
+    order = sorted(range(len(sizes)), key=lambda g: (-sizes[g], players[int(np.flatnonzero(groups == g)[0])]))
+    rank = {g: n for n, g in enumerate(order)}
+    labels.update({i: team_name(rank[int(g)]) for i, g in zip(players, groups, strict=True)})
+    return labels
+
+
+def _kmeans(points: np.ndarray, k: int, rounds: int = 20) -> np.ndarray:
+    """Cluster index of each point; deterministic: farthest-point start from the first point."""
+    centres = [points[0]]
+    for _ in range(1, k):
+        distance = np.min([np.linalg.norm(points - c, axis=1) for c in centres], axis=0)
+        centres.append(points[int(np.argmax(distance))])
+    centre = np.array(centres)
+    groups = np.zeros(len(points), int)
+    for _ in range(rounds):
+        groups = np.argmin(np.linalg.norm(points[:, None] - centre[None], axis=2), axis=1)
+        moved = np.array([points[groups == g].mean(axis=0) if np.any(groups == g) else centre[g] for g in range(k)])
+        if np.allclose(moved, centre):
+            break
+        centre = moved
+    return groups

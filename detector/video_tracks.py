@@ -1,0 +1,90 @@
+"""Tracking inside `detect`: each analyzed frame's people through the tracker, faces to their person's track, kit
+colours sampled for the teams; at the end, tracklets linked into the video's tracks. Times itself, so `bench` can
+say what tracking costs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from detector.boxes import intersections, ios
+from detector.detections import Detections
+from detector.kits import kit_samples, torso_regions
+from detector.tracking import DUPLICATE_IOS, ByteTracker, TrackerOptions
+from detector.tracks import KitVotes, Resolution, Segment, relabel, resolve
+
+
+class VideoTracks:
+    """Use `step` on every analyzed frame in time order, then `resolve` once."""
+
+    def __init__(self, threshold: float, teams: int, aspect: float) -> None:
+        self.threshold = threshold
+        self.teams = teams
+        self.tracker = ByteTracker(TrackerOptions(high=threshold, aspect=aspect))
+        self.kits = KitVotes()
+        # CPU time spent tracking, for `bench`: this thread's own (wall time would also count the waits for the GIL
+        # while the inference threads run their numpy parts)
+        self.seconds = 0.0
+
+    def step_batch(self, frames: list[tuple[Detections, float, np.ndarray | None]]) -> list[Detections]:
+        """`step` on each (detections, t, image) of a batch; timed once per batch (reading a thread's CPU clock is a
+        system call: 0.3 ms on a VM, as much as tracking a frame)."""
+        started = time.thread_time()
+        tracked = [self.step(dets, t, image) for dets, t, image in frames]
+        self.seconds += time.thread_time() - started
+        return tracked
+
+    def step(self, detections: Detections, t: float, image: np.ndarray | None) -> Detections:
+        """The frame's detections with tracks: person boxes below the threshold are kept only when they continue a
+        track; a face takes the track of the person box that holds most of it. `image` (RGB, any scale) gives the
+        kit colours."""
+        is_person = detections.labels == "person"
+        people, others = _without_duplicates(detections[is_person]), detections[~is_person]
+        owner = _holder(others.boxes, people.boxes)
+        kits = None
+        if image is not None and len(people):
+            kits = kit_samples(image, torso_regions(people.boxes, others.boxes, owner))
+        ids = self.tracker.update(people.boxes, people.scores, t, kits)
+        faces = others.with_tracks(np.where(owner >= 0, ids[owner], -1) if len(ids) else owner)
+        if kits is not None:
+            records = self.tracker.tracklets
+            wanted = np.array([i >= 0 and self.kits.wants(int(i), records[int(i)].frames) for i in ids])
+            self.kits.add(ids[wanted], kits[wanted])
+        people = people[ids >= 0].with_tracks(ids[ids >= 0])
+        return Detections.concat([people, faces]).sorted()
+
+    def resolve(self) -> tuple[Resolution, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]]:
+        """The video's tracks, and the rewrite of each frame's detections that gives them their final ids."""
+        started = time.thread_time()
+        segments = [
+            Segment(r.id, r.first_t, r.last_t, r.first_box, r.last_box, r.velocity, r.frames, self.kits.vote([r.id]))
+            for r in self.tracker.tracklets.values()
+        ]
+        resolution = resolve(segments, self.kits.vote, self.teams)
+        self.seconds += time.thread_time() - started
+        return resolution, lambda dets: relabel(dets, resolution, self.threshold)
+
+
+def _holder(faces: np.ndarray, people: np.ndarray) -> np.ndarray:
+    """For each face box, the row of the person box holding most of it (-1 when none holds half of it)."""
+    if not len(faces) or not len(people):
+        return np.full(len(faces), -1, np.int64)
+    inside = intersections(faces, people)
+    area = np.maximum((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1]), 1e-12)
+    best = np.argmax(inside, axis=1)
+    held = inside[np.arange(len(faces)), best] / area >= 0.5
+    return np.where(held, best, -1)
+
+
+def _without_duplicates(people: Detections) -> Detections:
+    """Person boxes less those lying mostly inside a better-scoring one (a second box on one person: with two, the
+    tracker would follow both, and the team vote would see the wrong part of the kit)."""
+    if len(people) < 2:
+        return people
+    inside = ios(people.boxes, people.boxes)
+    better = people.scores[None, :] > people.scores[:, None]
+    duplicate = np.any((inside >= DUPLICATE_IOS) & better, axis=1)
+    return people[~duplicate]

@@ -1,0 +1,73 @@
+"""The tracker, linking and team clustering on hand-made boxes (no model): what each rule is for."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.kits import OFFICIAL, assign_teams, kit_distance
+from detector.tracking import ByteTracker
+from detector.tracks import Segment, link
+
+RED, BLUE, STRIPES = [45.0, 50.0, 35.0, 0.0], [40.0, 15.0, -45.0, 0.0], [50.0, 0.0, 0.0, 0.3]
+
+
+def _box(x: float, y: float, w: float = 0.1, h: float = 0.25) -> list[float]:
+    return [x, y, x + w, y + h]
+
+
+def test_low_score_boxes_continue_tracks_but_start_none() -> None:
+    tracker = ByteTracker()
+    assert tracker.update(np.array([_box(0.1, 0.1)]), np.array([0.9]), 0.0).tolist() == [1]
+    # the person fades to a low score and a low-score box appears elsewhere: only the first is kept
+    ids = tracker.update(np.array([_box(0.11, 0.1), _box(0.6, 0.6)]), np.array([0.3, 0.3]), 0.04)
+    assert ids.tolist() == [1, -1]
+
+
+def test_a_fast_pan_at_7_fps_keeps_every_identity() -> None:
+    """The camera sweeps 0.12 of the frame per frame (more than a box width: no box overlaps its last position),
+    then turns back."""
+    tracker = ByteTracker()
+    starts = [0.05, 0.3, 0.55, 0.8]
+    for frame in range(12):
+        pan = -0.12 * min(frame, 12 - frame)
+        boxes = np.array([_box(x + pan, 0.3) for x in starts])
+        assert tracker.update(boxes, np.full(4, 0.9), frame / 7).tolist() == [1, 2, 3, 4]
+
+
+def test_people_in_different_kits_keep_their_ids_when_crossing() -> None:
+    tracker = ByteTracker()
+    kits = np.array([RED, BLUE], np.float32)
+    for frame in range(30):
+        x = 0.02 * frame
+        boxes = np.array([_box(0.1 + x, 0.3), _box(0.7 - x, 0.32)])
+        assert tracker.update(boxes, np.full(2, 0.9), frame / 25, kits).tolist() == [1, 2], frame
+
+
+def test_ids_are_per_tracker() -> None:
+    """State lives in the instance: a second video starts again at 1."""
+    for _ in range(2):
+        assert ByteTracker().update(np.array([_box(0.1, 0.1)]), np.array([0.9]), 0.0).tolist() == [1]
+
+
+def _segment(id_: int, first_t: float, last_t: float, first_x: float, last_x: float, kit: list[float]) -> Segment:
+    return Segment(
+        id_, first_t, last_t, np.array(_box(first_x, 0.3)), np.array(_box(last_x, 0.3)), np.zeros(2), 20,
+        np.array(kit, np.float32),
+    )  # fmt: skip
+
+
+def test_linking_joins_a_return_and_keeps_kits_apart() -> None:
+    left = _segment(1, 0.0, 2.0, 0.5, 0.9, RED)  # walks out at the right edge
+    returns = _segment(2, 4.0, 6.0, 0.9, 0.5, RED)  # comes back there two seconds later
+    stranger = _segment(3, 4.0, 6.0, 0.88, 0.5, BLUE)  # another kit, same place, same time
+    far = _segment(4, 2.5, 6.0, 0.05, 0.2, RED)  # the same kit, but across the field at once
+    assert link([left, returns, stranger, far]) == {1: 1, 2: 1, 3: 3, 4: 4}
+
+
+def test_teams_by_colour_and_officials_by_stripes() -> None:
+    kits = {1: RED, 2: BLUE, 3: [47.0, 45.0, 30.0, 0.0], 4: STRIPES, 5: [38.0, 12.0, -40.0, 0.0], 6: RED}
+    labels = assign_teams({k: np.array(v, np.float32) for k, v in kits.items()}, 2)
+    assert labels[4] == OFFICIAL
+    assert labels[1] == labels[3] == labels[6] == "A"  # the larger group is A
+    assert labels[2] == labels[5] == "B"
+    assert np.isinf(kit_distance(np.array([RED]), np.array([STRIPES]))).all()
