@@ -76,6 +76,9 @@ def merge_documents(documents: Sequence[dict[str, Any]], video: SourceVideo) -> 
     frames.sort(key=lambda f: f["index"])
     first = ordered[0]
     header = {k: v for k, v in first.items() if k not in {"frames", "stats", "chunk", "attempt", "step", "source"}}
+    tiling = [_scene_on_source(scene, d["chunk"]) for d in ordered for scene in d.get("tiling", [])]
+    if tiling:
+        header["tiling"] = tiling  # every chunk decides its own grid
     tracked = any("tracks" in doc for doc in ordered)
     if tracked:
         from detector.stitch import stitch  # numpy and OpenCV: only where results are merged, never in the router
@@ -96,6 +99,16 @@ def merge_documents(documents: Sequence[dict[str, Any]], video: SourceVideo) -> 
         "frames": frames,
         **({"tracks": stitch(frames, rows, int(first.get("teams") or 0), _aspect(first))} if tracked else {}),
         "stats": {"frames_analyzed": len(frames), "chunks": len(ordered)},
+    }
+
+
+def _scene_on_source(scene: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
+    """A chunk's grid decision on the source's timeline, with its chunk (its `source` named the chunk's file)."""
+    return {
+        **{k: v for k, v in scene.items() if k != "source"},
+        "chunk": int(chunk["index"]),
+        "index": int(chunk["start_frame"]) + int(scene["index"]),
+        "t": round(float(chunk["start_time"]) + float(scene["t"]), 6),
     }
 
 

@@ -61,6 +61,19 @@ def test_the_header_describes_the_whole_source_not_a_chunk() -> None:
     assert merged["video"] == {"width": 640, "height": 360, "fps": 25.0, "frames": 100, "duration_s": 4.0}
 
 
+def test_every_chunks_tiling_lands_on_the_source_timeline() -> None:
+    def scene(grid: str, index: int, t: float) -> dict[str, Any]:
+        return {"source": "chunk.mp4", "index": index, "t": t, "grid": grid, "tile": [400, 300], "people": 3}
+
+    first = {**_doc(0, 0, 50, 0.0, [(0, 0.0)]), "tiling": [scene("4x3", 0, 0.0)]}
+    second = {**_doc(1, 50, 100, 2.0, [(0, 0.0)]), "tiling": [scene("6x4", 0, 0.0), scene("2x1", 25, 1.0)]}
+    merged = merge_documents([second, first], GAME)
+    assert [(s["chunk"], s["index"], s["t"], s["grid"]) for s in merged["tiling"]] == [
+        (0, 0, 0.0, "4x3"), (1, 50, 2.0, "6x4"), (1, 75, 3.0, "2x1")
+    ]  # fmt: skip
+    assert all("source" not in s for s in merged["tiling"])
+
+
 def test_nothing_to_merge_and_no_frame_step_are_errors() -> None:
     with pytest.raises(PipelineError, match="no chunk results"):
         merge_documents([], GAME)
