@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from moto.dynamodb.models import dynamodb_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -44,11 +45,12 @@ class Notices:
 
 
 class Gate:
-    """WSGI middleware: DynamoDB requests one at a time, then the `Notices`.
+    """WSGI middleware: DynamoDB and DynamoDB Streams requests one at a time, then the `Notices`.
 
     moto's DynamoDB has no lock: two writes to one item at once can both read it before either writes, and one is
     lost (two counts of a video's chunks counted once). DynamoDB applies the writes to an item one after another; so
-    does moto behind this gate. Other services pass as they come."""
+    does moto behind this gate. A stream read waits too: it must not see the records of a transaction that is then
+    cancelled. Other services pass as they come."""
 
     def __init__(self, app: Any, notices: Notices | None = None) -> None:
         self._app, self._notices = app, notices or Notices()
@@ -56,12 +58,14 @@ class Gate:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
-        if service.startswith("DynamoDB_"):
+        if service.startswith(("DynamoDB_", "DynamoDBStreams_")):
             # The body is read before the lock: a client stopped mid-request (a frozen job) must not hold it.
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             environ["wsgi.input"] = io.BytesIO(body)
             with self._dynamodb:
+                shards = _stream_shards() if operation == "TransactWriteItems" else {}
                 response = self._app(environ, start_response)
+                _keep_stream_shards(shards)
         else:
             response = self._app(environ, start_response)
         if service.startswith("DynamoDB_") and operation in DYNAMODB_WRITES:
@@ -69,6 +73,29 @@ class Gate:
         elif environ.get("PATH_INFO", "").lower() in BATCH_JOB_CHANGES:
             self._notices.jobs_changed()
         return response
+
+
+def _stream_shards() -> dict[tuple[str, str, str], tuple[Any, int]]:
+    """Each table's stream shard and how many records it holds, by account, region and table."""
+    return {
+        (account, region, name): (table.stream_shard, len(table.stream_shard.items))
+        for account, regions in dynamodb_backends.items()
+        for region, backend in regions.items()
+        for name, table in backend.tables.items()
+        if table.stream_shard is not None
+    }
+
+
+def _keep_stream_shards(before: dict[tuple[str, str, str], tuple[Any, int]]) -> None:
+    """Undo the stream side of moto's cancelled transaction. moto puts back a deep copy of the table, stream shard
+    included, so the shard that readers' iterators point at keeps the cancelled writes' records and sees no new
+    ones; a reader that read such a record would then skip the real record that reuses its sequence number. The
+    original shard goes back into the table, cut back to its length before the transaction."""
+    for (account, region, name), (shard, length) in before.items():
+        table = dynamodb_backends[account][region].tables.get(name)
+        if table is not None and table.stream_shard is not shard:
+            del shard.items[length:]
+            shard.table, table.stream_shard = table, shard
 
 
 class MotoServer:

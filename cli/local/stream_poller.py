@@ -26,9 +26,9 @@ Handler = Callable[[dict[str, Any]], Any]
 POLL_SECONDS = 0.5
 SHARDS_SECONDS = 5.0  # how often to look for new shards
 # How often an idle shard's iterator is renewed from the last sequence number read. An iterator can go stale without
-# an error: it expires after 15 minutes on AWS, and moto's iterators stop seeing new records after a cancelled
-# TransactWriteItems (moto restores the table from a copy, stream included). A renewed one reads on from the same
-# record, so nothing is read twice or skipped.
+# an error: it expires after 15 minutes on AWS (moto's went blind after a cancelled TransactWriteItems, until the
+# local server learnt to keep the stream's shard: `cli.local.server`). A renewed one reads on from the same record,
+# so nothing is read twice or skipped.
 RENEW_SECONDS = 5.0
 
 
