@@ -145,24 +145,28 @@ class BatchClient:
         return str(response["jobId"])
 
     def find_job(self, spec: JobSpec) -> str | None:
-        """Id of a job already submitted under this spec's name (any status), or None."""
-        response = self.client.list_jobs(jobQueue=spec.queue, filters=[{"name": "JOB_NAME", "values": [spec.name]}])
-        jobs = [j for j in response.get("jobSummaryList", []) if j.get("jobName") == spec.name]
-        jobs.sort(key=lambda j: j.get("createdAt", 0))
-        return str(jobs[0]["jobId"]) if jobs else None
+        """Id of a job already submitted under this spec's name (any status), or None. Every page is read: Batch
+        may answer a filtered listing with a short page and a token."""
+        named = [j for j in self._list_named(spec.queue, spec.name) if j.get("jobName") == spec.name]
+        named.sort(key=lambda j: j.get("createdAt", 0))
+        return str(named[0]["jobId"]) if named else None
 
     def list_stack_jobs(self, queue: str, stack: str) -> Iterator[JobSummary]:
         """Every job of this stack in the queue, any status (a JOB_NAME filter lists them all), page by page."""
-        params: dict[str, Any] = {"jobQueue": queue, "filters": [{"name": "JOB_NAME", "values": [f"{stack}-*"]}]}
+        for job in self._list_named(queue, f"{stack}-*"):
+            parsed = parse_job_name(stack, str(job.get("jobName", "")))
+            video_id, chunk, step, attempt = parsed or (None, None, None, None)
+            yield JobSummary(
+                str(job["jobId"]), str(job["jobName"]), str(job.get("status", "")), int(job.get("createdAt", 0)),
+                video_id, chunk, step, attempt,
+            )  # fmt: skip
+
+    def _list_named(self, queue: str, name: str) -> Iterator[dict[str, Any]]:
+        """ListJobs with a JOB_NAME filter (`*` at the end for a prefix), following the pages' tokens."""
+        params: dict[str, Any] = {"jobQueue": queue, "filters": [{"name": "JOB_NAME", "values": [name]}]}
         while True:
             response = self.client.list_jobs(**params)
-            for job in response.get("jobSummaryList", []):
-                parsed = parse_job_name(stack, str(job.get("jobName", "")))
-                video_id, chunk, step, attempt = parsed or (None, None, None, None)
-                yield JobSummary(
-                    str(job["jobId"]), str(job["jobName"]), str(job.get("status", "")), int(job.get("createdAt", 0)),
-                    video_id, chunk, step, attempt,
-                )  # fmt: skip
+            yield from response.get("jobSummaryList", [])
             if not response.get("nextToken"):
                 return
             params["nextToken"] = response["nextToken"]

@@ -128,6 +128,8 @@ class StepRecord:
     attempt: int = 1
     job_id: str | None = None
     claimed_at: str | None = None  # when this attempt became `submitted` (a claim or a retry)
+    submitting_until: str | None = None  # the lease on submitting this attempt's job (`store.Lease`) ...
+    submitting_by: str | None = None  # ... and who holds it
     started_at: str | None = None
     finished_at: str | None = None
     result: ResultRef | None = None
@@ -153,6 +155,8 @@ class StepRecord:
             attempt=_int(raw.get("attempt", 1), "step attempt"),
             job_id=_opt_str(raw.get("job_id"), "job id"),
             claimed_at=_opt_str(raw.get("claimed_at"), "claimed_at"),
+            submitting_until=_opt_str(raw.get("submitting_until"), "submitting_until"),
+            submitting_by=_opt_str(raw.get("submitting_by"), "submitting_by"),
             started_at=_opt_str(raw.get("started_at"), "started_at"),
             finished_at=_opt_str(raw.get("finished_at"), "finished_at"),
             result=ResultRef(str(result["bucket"]), str(result["key"])) if result else None,
@@ -162,7 +166,7 @@ class StepRecord:
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {"step": self.step, "state": self.state, "attempt": self.attempt}
-        for name in ("job_id", "claimed_at", "started_at", "finished_at", "error"):
+        for name in ("job_id", "claimed_at", "submitting_until", "submitting_by", "started_at", "finished_at", "error"):
             if getattr(self, name) is not None:
                 item[name] = getattr(self, name)
         if self.result:

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -40,7 +40,12 @@ _deserializer = TypeDeserializer()
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return iso(datetime.now(UTC))
+
+
+def iso(when: datetime) -> str:
+    """The one format of the table's times: UTC to the millisecond, so that strings compare as times."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -65,6 +70,24 @@ def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who submits a step's job, and until when: a holder past `until` is taken for dead. The router's owner is
+    the stream record it handles (a redelivery of that record after a crash goes on under the same lease)."""
+
+    owner: str
+    now: datetime
+    seconds: float
+
+    @property
+    def until(self) -> str:
+        return iso(self.now + timedelta(seconds=self.seconds))
+
+    def held_by_another(self, step: schema.StepRecord) -> bool:
+        live = step.submitting_until is not None and step.submitting_until > iso(self.now)
+        return live and step.submitting_by != self.owner
 
 
 @dataclass(frozen=True)
@@ -286,10 +309,17 @@ class Store:
         return True
 
     # -- step transitions ---------------------------------------------------------------------------------------
-    def claim_next(self, chunk: ChunkItem, step: str) -> dict[str, Any] | Conflict:
-        """Append `{step, submitted, attempt 1}` if the last step is still the `done` one we saw: the claim."""
+    def claim_next(self, chunk: ChunkItem, step: str, lease: Lease) -> dict[str, Any] | Conflict:
+        """Append `{step, submitted, attempt 1}` if the last step is still the `done` one we saw: the claim, made
+        with the lease on submitting its job (the claimer submits at once)."""
         n = len(chunk.steps)
-        record = schema.StepRecord(step=step, state=schema.SUBMITTED, claimed_at=now_iso()).to_item()
+        record = schema.StepRecord(
+            step=step,
+            state=schema.SUBMITTED,
+            claimed_at=now_iso(),
+            submitting_until=lease.until,
+            submitting_by=lease.owner,
+        ).to_item()
         return self._update(
             schema.chunk_key(chunk.video_id, chunk.index),
             "SET steps = list_append(steps, :new)",
@@ -297,6 +327,27 @@ class Store:
             " AND attribute_not_exists(cancelled)",
             {":new": [record], ":n": n, ":done": schema.DONE},
         )
+
+    def lease_submit(self, chunk: ChunkItem, pos: int, lease: Lease) -> bool:
+        """Take (or renew) the lease on submitting the job of step `pos`, a `submitted` attempt without a job id:
+        True if taken, False while another submitter holds a live one. Without it the stream and the sweep could
+        both miss the other's job in ListJobs (which lags behind SubmitJob) and both submit."""
+        p = f"steps[{pos}]"
+        taken = self._update(
+            schema.chunk_key(chunk.video_id, chunk.index),
+            f"SET {p}.submitting_until = :until, {p}.submitting_by = :me",
+            f"{p}.#state = :sub AND {p}.attempt = :a AND attribute_not_exists({p}.job_id)"
+            f" AND attribute_not_exists(cancelled) AND (attribute_not_exists({p}.submitting_until)"
+            f" OR {p}.submitting_until < :now OR {p}.submitting_by = :me)",
+            {
+                ":until": lease.until,
+                ":me": lease.owner,
+                ":now": iso(lease.now),
+                ":sub": schema.SUBMITTED,
+                ":a": chunk.steps[pos].attempt,
+            },
+        )
+        return not isinstance(taken, Conflict)
 
     def record_job(self, video_id: str, index: int, pos: int, attempt: int, job_id: str) -> dict[str, Any] | Conflict:
         """Record the submitted job's id if none is recorded for this attempt (a replay writes nothing: DynamoDB
@@ -391,7 +442,8 @@ class Store:
             self._op(
                 schema.chunk_key(chunk.video_id, chunk.index),
                 f"SET {p}.#state = :sub, {p}.attempt = :next, {p}.claimed_at = :now, #open = :chunk"
-                f" REMOVE counted, {p}.job_id, {p}.#error, {p}.started_at, {p}.finished_at, {p}.#result, {p}.#metrics",
+                f" REMOVE counted, {p}.job_id, {p}.submitting_until, {p}.submitting_by, {p}.#error, {p}.started_at,"
+                f" {p}.finished_at, {p}.#result, {p}.#metrics",
                 condition,
                 values,
             )

@@ -1,14 +1,18 @@
 """The router's decisions, one per stream record or Batch event. Every write is conditional, so replays are no-ops.
 
-Per chunk-step: claim (append `submitted`), find-or-submit the job by its deterministic name, record the job id.
-A crash after the claim leaves a `submitted` step without a job id, whose own stream record (or the sweep) submits
-it; a crash after SubmitJob is healed by finding the job by name instead of submitting a second one.
+Per chunk-step: claim (append `submitted`, with a short lease on submitting its job), submit the job, record its id.
+A crash after the claim is resumed by the redelivery of the record that claimed (it owns the lease), or by the sweep
+once the lease ran out; a resumed submit finds the job by its deterministic name before it submits one. The lease
+keeps two submitters (the stream and the sweep) from both missing the other's job in ListJobs, which lags behind
+SubmitJob, and both submitting.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config
@@ -22,7 +26,7 @@ from batch_jobs.errors import PipelineError
 from batch_jobs.lifecycle import JOB_FINISHED, Next, next_step, outcome, refused_for_good
 from batch_jobs.pipeline import step_index
 from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem
-from batch_jobs.store import Conflict, Store
+from batch_jobs.store import Conflict, Lease, Store
 from router.events import JobStateChange, failure_reason
 
 log = logging.getLogger("derby_batch.router")
@@ -30,6 +34,8 @@ log = logging.getLogger("derby_batch.router")
 # shared by every router at work, so a throttled call is retried with exponential backoff (botocore's standard mode).
 _POOL = Config(max_pool_connections=40)
 _RETRIED = _POOL.merge(Config(retries={"mode": "standard", "max_attempts": 10}))
+# Twice a stream invocation's timeout (60 s): a submitter holding the lease is dead once it runs out.
+SUBMIT_LEASE_SECONDS = 120.0
 
 
 @dataclass
@@ -46,8 +52,9 @@ class Router:
         return cls(config, Store(ddb, config.table), batch)
 
     # -- stream records -----------------------------------------------------------------------------------------
-    def on_chunk_change(self, new: dict[str, Any], old: dict[str, Any] | None) -> None:
-        """React to a chunk item's new image; records that need no action make no AWS call."""
+    def on_chunk_change(self, new: dict[str, Any], old: dict[str, Any] | None, record_id: str = "") -> None:
+        """React to a chunk item's new image; records that need no action make no AWS call. `record_id` (the
+        stream record's event id) owns the submit leases this record takes."""
         if new.get("error") or new.get("cancelled"):
             return
         try:
@@ -61,21 +68,46 @@ class Router:
             self.reject(new, str(exc))
             return
         action = next_step(chunk, self.config.pipeline)
+        lease = Lease(record_id or f"router-{uuid.uuid4()}", datetime.now(UTC), SUBMIT_LEASE_SECONDS)
         if action is Next.SUBMIT:
-            self.submit(chunk, pos)
+            self.submit(chunk, pos, lease)
         elif not _changed_to(old, pos, chunk.last.state):
             return  # a later write to a step this chunk already moved past (its own record acted on it)
         elif action is Next.CLAIM:
-            self.store.claim_next(chunk, self.config.pipeline[pos + 1].name)
+            self.claim(chunk, pos + 1, lease)
         elif action is Next.COUNT:
             ok = outcome(chunk, self.config.pipeline)
             if ok or (ok is False and self._still(chunk, pos)):
                 self.finish_chunk(chunk.video_id, chunk.index, ok=bool(ok))
 
-    def submit(self, chunk: ChunkItem, pos: int) -> None:
-        """Find or submit the job of a claimed step and record its id. A SubmitJob refused for good (a queue or job
-        definition gone, bad parameters) fails the step at once with AWS's reason: a retry would meet the same
-        refusal until the record expires. Throttling and 5xx errors raise, so the stream retries with backoff."""
+    def claim(self, chunk: ChunkItem, pos: int, lease: Lease) -> bool:
+        """Claim step `pos` under the lease and submit its job at once: no other submitter can have one for it, so
+        no ListJobs. A claim this lease's owner made before its invocation died is submitted as a resumed one.
+        True if claimed here."""
+        claimed = self.store.claim_next(chunk, self.config.pipeline[pos].name, lease)
+        if isinstance(claimed, Conflict):
+            current = ChunkItem.from_item(claimed.item) if claimed.item else None
+            if current and len(current.steps) == pos + 1 and current.last.submitting_by == lease.owner:
+                self.submit(current, pos, lease)
+            return False
+        self._find_or_submit(ChunkItem.from_item(claimed), pos, find=False)
+        return True
+
+    def submit(self, chunk: ChunkItem, pos: int, lease: Lease) -> bool:
+        """Find or submit the job of a claimed step and record its id, under the step's lease: none is taken while
+        another submitter's is live (it records the job, or its lease runs out and the sweep takes over). True if
+        the lease was taken here."""
+        if lease.held_by_another(chunk.steps[pos]):
+            return False  # the image shows it (most often it is the claim's or the lease's own record)
+        if not self.store.lease_submit(chunk, pos, lease):
+            return False
+        self._find_or_submit(chunk, pos, find=True)
+        return True
+
+    def _find_or_submit(self, chunk: ChunkItem, pos: int, find: bool) -> None:
+        """A SubmitJob refused for good (a queue or job definition gone, bad parameters) fails the step at once
+        with AWS's reason: a retry would meet the same refusal until the record expires. Throttling and 5xx errors
+        raise, so the stream retries with backoff."""
         step, record = self.config.pipeline[pos], chunk.steps[pos]
         spec = JobSpec(
             stack=self.config.stack,
@@ -87,7 +119,7 @@ class Router:
             attempt=record.attempt,
         )
         try:
-            job_id = self.batch.find_job(spec) or self.batch.submit(spec)
+            job_id = (self.batch.find_job(spec) if find else None) or self.batch.submit(spec)
         except ClientError as exc:
             reason = refused_for_good(exc)
             if reason is None:

@@ -66,7 +66,7 @@ def _record_handler(record: DynamoDBRecord) -> None:
     new = record.dynamodb.new_image
     if not is_chunk_item(new):
         return
-    get_router().on_chunk_change(new, record.dynamodb.old_image or None)
+    get_router().on_chunk_change(new, record.dynamodb.old_image or None, record.event_id or "")
 
 
 def _in_chunk_order(threads: int) -> Callable[[DynamoDBRecord], Any]:

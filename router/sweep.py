@@ -5,7 +5,9 @@ on their video and the videos not yet settled, never the table's history. For ea
 it waits for, as it does for the router: a finished chunk is counted (its last record was lost), a claim without a
 job is submitted, a `done` step without a next claim is claimed, and a step whose job has ended (or vanished) without
 recording `done` is failed, exactly as its Batch event would. A claim younger than `CLAIM_GRACE` is left alone: the
-router that made it is likely still submitting its job. Then each open video settles (`sweep_videos.py`).
+router that made it is likely still submitting its job; an older one is submitted under the step's lease, like the
+router does (the stream may still reach it: a backlog of claims waits for the SubmitJob quota). Then each open video
+settles (`sweep_videos.py`).
 
 Each item is repaired on its own: one that raises is logged and counted, and the pass goes on. The pass stops once
 its time budget is spent (the Lambda's remaining time, less a margin) and says so; the next pass starts over.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +28,8 @@ from batch_jobs.errors import PipelineError
 from batch_jobs.lifecycle import JOB_ACTIVE, JOB_FAILED, JOB_FINISHED, Next, next_step, outcome
 from batch_jobs.pipeline import step_index
 from batch_jobs.schema import ChunkItem
-from router.core import Router
+from batch_jobs.store import Lease
+from router.core import SUBMIT_LEASE_SECONDS, Router
 from router.events import JobStateChange
 from router.sweep_videos import repair_videos
 
@@ -69,7 +73,9 @@ def sweep(
 ) -> SweepReport:
     """One repair pass; `now` is the wall clock the grace is measured on (the simulation moves it)."""
     report, budget = SweepReport(), budget or Budget(BUDGET_SECONDS)
-    claimed_before = (now or datetime.now(UTC)) - grace
+    now = now or datetime.now(UTC)
+    claimed_before = now - grace
+    lease = Lease(f"sweep-{uuid.uuid4()}", now, SUBMIT_LEASE_SECONDS)
     watched: dict[str, ChunkItem] = {}
     for raw in router.store.open_items(schema.OPEN_CHUNK):
         if budget.spent():
@@ -77,7 +83,7 @@ def sweep(
             return report
         report.chunks += 1
         try:
-            _repair_chunk(router, raw, claimed_before, watched, report)
+            _repair_chunk(router, raw, lease, claimed_before, watched, report)
         except Exception:
             log.exception("sweep: chunk %s of %s", raw.get("sk"), raw.get("pk"))
             report.errors += 1
@@ -92,7 +98,12 @@ def sweep(
 
 
 def _repair_chunk(
-    router: Router, raw: dict[str, Any], before: datetime, watched: dict[str, ChunkItem], report: SweepReport
+    router: Router,
+    raw: dict[str, Any],
+    lease: Lease,
+    before: datetime,
+    watched: dict[str, ChunkItem],
+    report: SweepReport,
 ) -> None:
     try:
         chunk = ChunkItem.from_item(raw)
@@ -116,11 +127,9 @@ def _repair_chunk(
     elif action is Next.SUBMIT:
         if last.claimed_at and datetime.fromisoformat(last.claimed_at) > before:
             return
-        router.submit(chunk, pos)
-        report.submitted += 1
+        report.submitted += router.submit(chunk, pos, lease)
     elif action is Next.CLAIM:
-        claimed = router.store.claim_next(chunk, router.config.pipeline[pos + 1].name)
-        report.claimed += isinstance(claimed, dict)
+        report.claimed += router.claim(chunk, pos + 1, lease)
     elif action is Next.WATCH and last.job_id:
         watched[last.job_id] = chunk
 

@@ -53,7 +53,13 @@ def one_result_per_chunk_step(final: Final) -> list[str]:
 
 
 def no_video_stuck(final: Final) -> list[str]:
-    return [f"{v.video_id} is {v.state}" for v in final.videos.values() if v.state not in schema.FINAL]
+    out = []
+    for video in final.videos.values():
+        if video.state not in schema.FINAL:
+            open_chunks = [c for c in final.chunks.get(video.video_id, []) if c.counted is None]
+            where = "; ".join(f"chunk {c.index}: {c.last}" for c in open_chunks)
+            out.append(f"{video.video_id} is {video.state}" + (f" ({where})" if where else ""))
+    return out
 
 
 def failures_have_reasons(final: Final) -> list[str]:

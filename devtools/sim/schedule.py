@@ -36,7 +36,7 @@ from devtools.sim.batch import API_PARAMS, RUNNING, SimBatch, SimJob, stash_para
 from devtools.sim.faults import Faults, Profile
 from devtools.sim.invariants import Final, check, read_chunks, read_document
 from router import handler
-from router.core import Router
+from router.core import SUBMIT_LEASE_SECONDS, Router
 from router.handler import THREADS_ENV
 from router.sweep import SweepReport, sweep
 
@@ -51,6 +51,8 @@ PIPELINE = parse_pipeline(
 CHUNK_SECONDS = 1.0
 FAULT_TICKS = 70
 PAST_GRACE = timedelta(minutes=6)  # a sweep this far ahead of the wall clock sees every claim and submit as stale
+# The heal's sweeps run later still: past the submit lease that a crashed past-grace sweep left behind.
+HEAL_AHEAD = PAST_GRACE + 2 * timedelta(seconds=SUBMIT_LEASE_SECONDS)
 HEAL_ROUNDS = 60
 EVENT_TRIES = 4  # EventBridge retries a failed invocation
 SCHEDULES_PER_RESET = 20
@@ -157,6 +159,7 @@ class World:
     submits: list[Actor] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # video ids handed to submits, in order
     retried: set[str] = field(default_factory=set)
+    cancelled: set[str] = field(default_factory=set)  # by a user: `retry` leaves their cancelled chunks alone
 
     def __post_init__(self) -> None:
         wiring = Wiring.get()
@@ -311,6 +314,7 @@ class World:
 
     def spawn_cancel(self, video_id: str) -> None:
         self.note(f"cancel {video_id}")
+        self.cancelled.add(video_id)
         stack = self.user_stack()
         self.sched.spawn(Actor("cancel", f"cancel-{video_id}", lambda: control.cancel(stack, video_id)))
 
@@ -448,7 +452,7 @@ class World:
         return False
 
     def _sweep_now(self) -> SweepReport:
-        now = datetime.now(UTC) + PAST_GRACE
+        now = datetime.now(UTC) + HEAL_AHEAD
         actor = self.sched.spawn(Actor("sweep", "sweep", lambda: sweep(self.router, now=now)))
         self.sched.finish(actor)
         if actor.error is not None:
@@ -457,8 +461,13 @@ class World:
 
     def retry_failed(self) -> None:
         """A user retries each video that failed in a chunk step, once the faults are gone; the retry races the
-        stream, and may be interrupted once (then the user runs it again)."""
-        failed = [v for v in self.store.videos() if v.state == schema.FAILED and "; chunk" in (v.error or "")]
+        stream, and may be interrupted once (then the user runs it again). A video the user also cancelled is not
+        expected to recover (a cancel that lost the race to a failure leaves it failed, its chunks cancelled)."""
+        failed = [
+            v
+            for v in self.store.videos()
+            if v.state == schema.FAILED and "; chunk" in (v.error or "") and v.video_id not in self.cancelled
+        ]
         for video in failed:
             self.retried.add(video.video_id)
             retry = self.spawn_retry(video.video_id)

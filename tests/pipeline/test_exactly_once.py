@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from cli.local.lambda_context import InvocationCrash
 from devtools.drive import World
 from router import handler
 from router.handler import THREADS_ENV
+from router.sweep import sweep
 
 
 def _jobs_per_chunk_step(world: World, video_id: str) -> Counter[tuple[int, str, int]]:
@@ -107,3 +109,30 @@ def test_crash_after_each_router_call_loses_no_chunk(
         submitted = walk(crash, f"crash{n}")
         assert crash.crashed, f"call {n} never happened"
         _assert_complete(world, submitted)
+
+
+def test_the_sweep_and_a_resumed_claim_submitting_at_once_submit_one_job(
+    world: World, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An invocation dies right after its claims; the redelivered records resume them (ListJobs, then SubmitJob) and
+    a sweep that counts the claims as stale runs between the two. The claims' lease sends the sweep away, and each
+    chunk-step still gets one job."""
+    monkeypatch.setenv(THREADS_ENV, "1")
+    router, sweeps = handler.get_router(), []
+
+    def sweep_between_listing_and_submitting(**_: Any) -> None:
+        if not sweeps:  # once, and not inside the sweep's own calls
+            sweeps.append(None)
+            sweeps[0] = sweep(router, grace=timedelta(0))
+
+    submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=60)  # one chunk (moto ends jobs at once,
+    # and a sweep meeting one ended before it ran would fail it)
+    unhook = _hook_router(CrashAfter(1))  # the first claim is written, then the invocation dies
+    router.batch.client.meta.events.register("after-call.batch.ListJobs", sweep_between_listing_and_submitting)
+    try:
+        world.pump()
+    finally:
+        unhook()
+        router.batch.client.meta.events.unregister("after-call.batch.ListJobs", sweep_between_listing_and_submitting)
+    assert sweeps and sweeps[0] is not None and sweeps[0].chunks == 1
+    _assert_complete(world, submitted)

@@ -138,12 +138,12 @@ def test_the_sweep_goes_on_past_an_item_that_raises_and_within_its_budget(
     claims = 0
     original = router.store.claim_next
 
-    def claim_fails_once(chunk: Any, step: str) -> Any:
+    def claim_fails_once(chunk: Any, step: str, lease: Any) -> Any:
         nonlocal claims
         claims += 1
         if claims == 1:
             raise RuntimeError("a malformed answer")
-        return original(chunk, step)
+        return original(chunk, step, lease)
 
     router.store.claim_next = claim_fails_once  # type: ignore[method-assign]
     report = sweep(router)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from batch_jobs import control, schema
 from batch_jobs.batch import BatchClient
@@ -20,14 +21,23 @@ from router import handler
 from router.sweep import sweep
 
 
+def throttled(**_: Any) -> None:
+    raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Too Many Requests"}}, "SubmitJob")
+
+
 def test_sweep_finishes_a_walk_whose_records_and_events_were_lost(world: World, clip: Path, tmp_path: Path) -> None:
     submitted = submit_file(world.stack, clip, tmp_path, chunk_seconds=5)
     world.read_stream()  # the chunk items' records expire unseen
-    report = sweep(handler.get_router())
-    assert (report.chunks, report.claimed, report.submitted, report.ended) == (2, 2, 0, 0)
+    router = handler.get_router()
+    router.batch.client.meta.events.register("before-call.batch.SubmitJob", throttled)
+    report = sweep(router)  # it claims each chunk's next step, and its SubmitJob fails
+    router.batch.client.meta.events.unregister("before-call.batch.SubmitJob", throttled)
+    assert (report.chunks, report.claimed, report.errors) == (2, 0, 2)
+    assert [(c.last.state, c.last.job_id) for c in world.store.chunks(submitted.video_id)] == [("submitted", None)] * 2
     world.read_stream()  # ...and so do the claims' records
-    assert sweep(handler.get_router()).submitted == 0  # a fresh claim is its router's to submit
-    report = sweep(handler.get_router(), grace=timedelta(0))  # as a sweep CLAIM_GRACE later
+    assert sweep(router).submitted == 0  # a young claim is its claimer's to submit
+    assert sweep(router, grace=timedelta(0)).submitted == 0  # ... while its claimer's lease lasts
+    report = sweep(router, now=datetime.now(UTC) + timedelta(minutes=6))  # past the grace and the lease
     assert (report.submitted, report.ended) == (2, 0)
     jobs = world.jobs()
     assert len(jobs) == 2
@@ -61,8 +71,9 @@ def test_the_scheduled_event_runs_the_sweep(world: World, clip: Path, tmp_path: 
     expected = {"chunks": 2, "submitted": 0, "claimed": 2, "ended": 0, "counted": 0, "interrupted": 0}
     expected |= {"orphans": 0, "errors": 0, "complete": True}
     assert handler.lambda_handler(event, None) == expected
-    claims = [(c.last.step, c.last.state, c.last.job_id) for c in world.store.chunks(submitted.video_id)]
-    assert claims == [("probe", schema.SUBMITTED, None)] * 2
+    claims = [(c.last.step, c.last.state) for c in world.store.chunks(submitted.video_id)]
+    assert claims == [("probe", schema.SUBMITTED)] * 2
+    assert {c.last.job_id for c in world.store.chunks(submitted.video_id)} == {j["jobId"] for j in world.jobs()}
 
 
 def _counts_the_chunk(record: dict[str, Any]) -> bool:
