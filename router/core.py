@@ -130,9 +130,10 @@ class Router:
             )
             return
         recorded = self.store.record_job(chunk.video_id, chunk.index, pos, record.attempt, job_id)
-        if isinstance(recorded, Conflict) and _job_id_at(recorded.item, pos) not in (None, job_id):
-            # Another job owns this attempt (a listing that lagged behind a submit): ours must not linger.
-            self.batch.terminate(job_id, f"duplicate of job {_job_id_at(recorded.item, pos)}")
+        if isinstance(recorded, Conflict) and (owner := _job_id_at(recorded.item, pos)) != job_id:
+            # Another job owns this attempt (a listing that lagged behind a submit), or the step moved on (a cancel
+            # or a retry between our claim and our record): ours must not linger in the queue.
+            self.batch.terminate(job_id, f"duplicate of job {owner}" if owner else "its step moved on")
 
     def _still(self, chunk: ChunkItem, pos: int) -> bool:
         """Whether the chunk's step is still as this record shows it: `retry` may have reopened a failed step before

@@ -10,7 +10,7 @@ from typing import Any
 from batch_jobs import control, layout, schema
 from batch_jobs.batch import BatchClient
 from batch_jobs.schema import ResultRef, VideoItem
-from batch_jobs.store import Store, serialize
+from batch_jobs.store import Lease, Store, serialize
 from router import core, sweep, sweep_videos
 
 
@@ -61,16 +61,21 @@ def no_failure_reason() -> AbstractContextManager[None]:
     return _patched((Store, "mark_failed", mark))
 
 
-def no_duplicate_terminate() -> AbstractContextManager[None]:
-    """The router leaves running a job it could not record (a duplicate, or one whose step moved on).
-    (no_orphan_jobs)"""
+def no_lease_nor_duplicate_terminate() -> AbstractContextManager[None]:
+    """Submitters ignore the submit lease, so the stream and a sweep can both submit one claim, and the router leaves
+    running a job it could not record (a duplicate, or one whose step moved on). With the lease alone, duplicates
+    need a crash right after SubmitJob while ListJobs lags: too rare for a short run to show. (no_orphan_jobs)"""
     original = BatchClient.terminate
 
     def terminate(self: BatchClient, job_id: str, reason: str) -> None:
         if reason.startswith("cancelled"):
             original(self, job_id, reason)
 
-    return _patched((BatchClient, "terminate", terminate))
+    return _patched(
+        (BatchClient, "terminate", terminate),
+        (Lease, "held_by_another", lambda self, step: False),
+        (Store, "lease_submit", lambda self, chunk, pos, lease: True),
+    )
 
 
 def no_conditional_video_create() -> AbstractContextManager[None]:
@@ -99,7 +104,7 @@ PLANTS: dict[str, tuple[str, Callable[[], AbstractContextManager[None]]]] = {
     "result_key_per_step": ("one_result_per_chunk_step", result_key_per_step),
     "no_lost_count_repair": ("no_video_stuck", no_lost_count_repair),
     "no_failure_reason": ("failures_have_reasons", no_failure_reason),
-    "no_duplicate_terminate": ("no_orphan_jobs", no_duplicate_terminate),
+    "no_lease_nor_duplicate_terminate": ("no_orphan_jobs", no_lease_nor_duplicate_terminate),
     "no_conditional_video_create": ("no_foreign_overwrite", no_conditional_video_create),
     "settle_only_running": ("retry_recovers", settle_only_running),
 }
