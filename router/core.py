@@ -86,7 +86,10 @@ class Router:
         True if claimed here."""
         claimed = self.store.claim_next(chunk, self.config.pipeline[pos].name, lease)
         if isinstance(claimed, Conflict):
-            current = ChunkItem.from_item(claimed.item) if claimed.item else None
+            try:
+                current = ChunkItem.from_item(claimed.item) if claimed.item else None
+            except MalformedItem:
+                return False  # its own record rejects it
             if current and len(current.steps) == pos + 1 and current.last.submitting_by == lease.owner:
                 self.submit(current, pos, lease)
             return False
