@@ -1,4 +1,5 @@
-"""The chunk-step job: `python -m batch_jobs run --step S --video-id ID --chunk N --attempt A`.
+"""The chunk-step job: `python -m batch_jobs run --step S --video-id ID --chunk N --attempt A` (a per-video step
+runs as chunk 0 of its video, fenced on the video item's own steps).
 
 Lifecycle: fencing + `running` in one conditional write (only the job whose id is recorded, or the first one, may
 run), download the chunk, run the step's action, upload the result JSON with one PUT to its deterministic key, mark
@@ -12,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,11 @@ from batch_jobs.actions import StepContext, action_for
 from batch_jobs.batch import BatchClient
 from batch_jobs.config import StackConfig, load_config, stack_name
 from batch_jobs.errors import PipelineError
-from batch_jobs.pipeline import step_index
+from batch_jobs.merge import merge_chunk_results, read_json
+from batch_jobs.pipeline import PER_VIDEO, chunk_steps, step_index
 from batch_jobs.schema import ChunkItem, ResultRef, VideoItem
 from batch_jobs.stack import Stack
-from batch_jobs.store import Conflict, Store
+from batch_jobs.store import Conflict, Lease, Store
 from batch_jobs.submit import split_s3_source
 
 JOB_ID_ENV = "AWS_BATCH_JOB_ID"
@@ -75,16 +78,6 @@ def _download(s3: Any, bucket: str, key: str, path: Path) -> None:
             out.write(block)
 
 
-def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
-    try:
-        data = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except s3.exceptions.NoSuchKey:
-        raise PipelineError(f"missing S3 object s3://{bucket}/{key}") from None
-    if not isinstance(data, dict):
-        raise PipelineError(f"s3://{bucket}/{key} is not a JSON object")
-    return data
-
-
 class Job:
     """One run of one chunk-step; `run()` returns the process exit code."""
 
@@ -101,23 +94,30 @@ class Job:
         a = self.args
         if pos == 0:
             return self._split(config, store)
-        started = store.mark_running(a.video_id, a.chunk, pos, a.attempt, self.env.job_id)
+        per_video = config.pipeline[pos].per == PER_VIDEO
+        # A per-video step is recorded in the video item's own steps list, after the chunk steps.
+        index, at = (None, pos - len(chunk_steps(config.pipeline))) if per_video else (a.chunk, pos)
+        what = f"{a.step} of video {a.video_id}" if per_video else f"{a.step} of chunk {a.chunk}"
+        started = store.mark_running(a.video_id, index, at, a.attempt, self.env.job_id)
         if isinstance(started, Conflict) and started.item is None:
-            raise PipelineError(f"no chunk {a.chunk} of video {a.video_id!r}")
+            raise PipelineError(f"no {'video' if per_video else f'chunk {a.chunk} of video'} {a.video_id!r}")
         if isinstance(started, Conflict):
-            print(f"fenced: {a.step} of chunk {a.chunk} (attempt {a.attempt}) is not ours to run; exiting without work")
+            print(f"fenced: {what} (attempt {a.attempt}) is not ours to run; exiting without work")
             return 0
         try:
-            result, metrics = self._work(config, ChunkItem.from_item(started), pos)
+            if per_video:
+                result, metrics = self._stitch(config, store, pos)
+            else:
+                result, metrics = self._work(config, ChunkItem.from_item(started), pos)
         except Exception as exc:
             reason = one_line(exc)
-            store.mark_failed(a.video_id, a.chunk, pos, reason, self.env.job_id)
+            store.mark_failed(a.video_id, index, at, reason, self.env.job_id)
             print(f"failed: {reason}", file=sys.stderr)
             return EXIT_FAILED
-        if isinstance(store.mark_done(a.video_id, a.chunk, pos, self.env.job_id, result, metrics), Conflict):
+        if isinstance(store.mark_done(a.video_id, index, at, self.env.job_id, result, metrics), Conflict):
             print("the step changed while running (cancelled?); result left unrecorded", file=sys.stderr)
             return EXIT_FAILED
-        print(f"done: {a.step} of chunk {a.chunk} -> s3://{result.bucket}/{result.key}")
+        print(f"done: {what} -> s3://{result.bucket}/{result.key}")
         return 0
 
     def _split(self, config: StackConfig, store: Store) -> int:
@@ -143,12 +143,43 @@ class Job:
             control.cancel(self._stack(config, store), video_id)
             print(f"video {video_id} was cancelled while splitting; its chunks are cancelled", file=sys.stderr)
             return EXIT_FAILED
-        control.settle(store, VideoItem.from_item(finished))  # chunks that finished before the video was running
+        # chunks that finished before the video was running
+        control.advance(
+            store,
+            BatchClient(self.session.client("batch")),
+            config,
+            VideoItem.from_item(finished),
+            Lease.fresh("split"),
+        )
         print(f"done: split {video_id} into {fields['chunk_count']} chunks")
         return 0
 
     def _stack(self, config: StackConfig, store: Store) -> Stack:
         return Stack(config, store, BatchClient(self.session.client("batch")), self.s3, None)
+
+    def _stitch(self, config: StackConfig, store: Store, pos: int) -> tuple[ResultRef, dict[str, Any]]:
+        """The per-video step: every chunk's results merged on the source's timeline, chunk-local tracks stitched
+        into video-wide ids, written as one document that `results` reads."""
+        started = time.monotonic()
+        step, video_id = config.pipeline[pos], self.args.video_id
+        merged = merge_chunk_results(self.s3, store, config.pipeline, video_id)
+        if merged.missing:
+            raise PipelineError(f"chunks without a done {merged.step} result: {list(merged.missing)}")
+        document = {**merged.document, "step": step.name, "attempt": self.args.attempt, "job_id": self.env.job_id}
+        key = layout.video_result_key(video_id, step.name, self.args.attempt)
+        return self._put(config, key, document), {
+            "frames": len(document["frames"]),
+            "chunks": merged.chunks,
+            "tracks": len(document.get("tracks", [])),
+            "seconds": round(time.monotonic() - started, 3),
+            "model": "none",
+        }
+
+    def _put(self, config: StackConfig, key: str, document: dict[str, Any]) -> ResultRef:
+        """One PUT of the whole document to its attempt's deterministic key: a reader sees all of it or none."""
+        body = json.dumps(document, separators=(",", ":")).encode()
+        self.s3.put_object(Bucket=config.bucket, Key=key, Body=body, ContentType="application/json")
+        return ResultRef(config.bucket, key)
 
     def _work(self, config: StackConfig, chunk: ChunkItem, pos: int) -> tuple[ResultRef, dict[str, Any]]:
         step = config.pipeline[pos]
@@ -164,7 +195,7 @@ class Job:
             def previous_result() -> dict[str, Any]:
                 if previous is None:
                     raise PipelineError(f"step {pos - 1} of chunk {chunk.index} recorded no result")
-                return _read_json(self.s3, previous.bucket, previous.key)
+                return read_json(self.s3, previous)
 
             outcome = action(StepContext(step, chunk, chunk_path, work, previous_result))
         document = {
@@ -182,6 +213,4 @@ class Job:
             },
         }
         key = layout.result_key(chunk.video_id, step.name, chunk.index, self.args.attempt)
-        body = json.dumps(document, separators=(",", ":")).encode()
-        self.s3.put_object(Bucket=config.bucket, Key=key, Body=body, ContentType="application/json")
-        return ResultRef(config.bucket, key), dict(outcome.metrics)
+        return self._put(config, key, document), dict(outcome.metrics)

@@ -15,6 +15,11 @@ def result_key(video_id: str, step: str, index: int, attempt: int) -> str:
     return f"videos/{video_id}/results/{step}/{index:05d}.a{attempt}.json"
 
 
+def video_result_key(video_id: str, step: str, attempt: int) -> str:
+    """A per-video step's result, one object per attempt as for chunks."""
+    return f"videos/{video_id}/results/{step}/video.a{attempt}.json"
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/key` -> (bucket, key), or a one-line error."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")

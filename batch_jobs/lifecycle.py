@@ -10,7 +10,7 @@ import enum
 from botocore.exceptions import ClientError
 
 from batch_jobs import schema
-from batch_jobs.pipeline import Pipeline
+from batch_jobs.pipeline import Pipeline, chunk_steps
 from batch_jobs.schema import ChunkItem
 
 # AWS Batch job statuses, in the order a job walks them.
@@ -46,19 +46,19 @@ def next_step(chunk: ChunkItem, pipeline: Pipeline) -> Next:
         return Next.SUBMIT
     if last.state in schema.ACTIVE:
         return Next.WATCH
-    if last.state == schema.DONE and pos + 1 < len(pipeline) and not chunk.cancelled:
+    if last.state == schema.DONE and pos + 1 < len(chunk_steps(pipeline)) and not chunk.cancelled:
         return Next.CLAIM
     return Next.COUNT
 
 
 def outcome(chunk: ChunkItem, pipeline: Pipeline) -> bool | None:
-    """True once the chunk is done with the whole pipeline, False once it failed or was cancelled, else None (still
+    """True once the chunk is done with every chunk step, False once it failed or was cancelled, else None (still
     walking). A chunk that was cancelled between two steps has finished too: no step will be claimed."""
     if chunk.error:
         return False
     last = chunk.last
     if last.state == schema.DONE:
-        if len(chunk.steps) == len(pipeline):
+        if len(chunk.steps) == len(chunk_steps(pipeline)):
             return True
         return False if chunk.cancelled else None
     return False if last.state in schema.FINAL else None

@@ -17,7 +17,7 @@ from batch_jobs import schema
 from batch_jobs.actions import people_per_second
 from batch_jobs.errors import PipelineError
 from batch_jobs.pipeline import Pipeline, Step
-from batch_jobs.schema import ChunkItem, VideoItem
+from batch_jobs.schema import ChunkItem, ResultRef, VideoItem
 
 if TYPE_CHECKING:
     from batch_jobs.store import Store
@@ -133,7 +133,29 @@ class MergedResults:
     missing: tuple[int, ...]  # chunks without a done result of that step (also in the document's `missing_chunks`)
 
 
+def read_json(s3: Any, ref: ResultRef) -> dict[str, Any]:
+    """A result document; a missing or malformed object is a one-line error."""
+    try:
+        data = json.loads(s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        raise PipelineError(f"missing S3 object s3://{ref.bucket}/{ref.key}") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"s3://{ref.bucket}/{ref.key} is not a JSON object")
+    return data
+
+
 def merge_results(s3: Any, store: Store, pipeline: Pipeline, video_id: str) -> MergedResults:
+    """The video's results: the document its per-video stitch step wrote once that step is done (one read), else
+    the chunks' done results merged here (a video still running, or failed: what there is so far)."""
+    video = store.get_video(video_id)
+    stitched = next((s for s in reversed(video.steps) if s.state == schema.DONE and s.result), None)
+    if stitched is None or stitched.result is None:
+        return merge_chunk_results(s3, store, pipeline, video_id)
+    document = read_json(s3, stitched.result)
+    return MergedResults(document, stitched.step, len(document.get("chunks", [])), ())
+
+
+def merge_chunk_results(s3: Any, store: Store, pipeline: Pipeline, video_id: str) -> MergedResults:
     """Read the done results of the pipeline's frame step of every chunk from S3 and merge them; chunks without one
     are listed in the document's `missing_chunks`. Raises PipelineError for an unknown video or no result at all."""
     video = store.get_video(video_id)
@@ -146,8 +168,7 @@ def merge_results(s3: Any, store: Store, pipeline: Pipeline, video_id: str) -> M
         if record is None or record.state != schema.DONE or record.result is None:
             missing.append(chunk.index)
             continue
-        body = s3.get_object(Bucket=record.result.bucket, Key=record.result.key)["Body"].read()
-        documents.append(json.loads(body))
+        documents.append(read_json(s3, record.result))
     merged = merge_documents(documents, SourceVideo.of(video, chunks))
     if missing:
         merged["missing_chunks"] = missing

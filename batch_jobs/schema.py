@@ -63,6 +63,11 @@ def video_key(video_id: str) -> dict[str, str]:
     return {"pk": video_pk(video_id), "sk": VIDEO_SK}
 
 
+def steps_key(video_id: str, index: int | None) -> dict[str, str]:
+    """The item whose `steps` list records a step: chunk `index`'s, or (None) the video's own per-video steps."""
+    return video_key(video_id) if index is None else chunk_key(video_id, index)
+
+
 def chunk_key(video_id: str, index: int) -> dict[str, str]:
     return {"pk": video_pk(video_id), "sk": chunk_sk(index)}
 
@@ -276,6 +281,7 @@ class VideoItem:
     finished_at: str | None = None  # the video reached a final state
     progress_at: str | None = None  # a local submit's last batch of chunk items written (the sweep's grace)
     open: bool = False  # in the open index: not settled, or counted again since
+    steps: tuple[StepRecord, ...] = ()  # the per-video steps claimed so far, once every chunk is done
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> VideoItem:
@@ -288,6 +294,9 @@ class VideoItem:
         state = _str(item.get("state"), "video state")
         if state not in STATES:
             raise MalformedItem(f"unknown video state {state!r}")
+        steps = item.get("steps", [])
+        if not isinstance(steps, list):
+            raise MalformedItem(f"video steps must be a list, got {steps!r}")
         return cls(
             video_id=pk[len(PK_PREFIX) :],
             name=_str(item.get("name"), "video name"),
@@ -310,6 +319,7 @@ class VideoItem:
             finished_at=_opt_str(item.get("finished_at"), "finished_at"),
             progress_at=_opt_str(item.get("progress_at"), "progress_at"),
             open=item.get(OPEN_INDEX) == OPEN_VIDEO,
+            steps=tuple(StepRecord.from_item(s) for s in steps),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -338,4 +348,6 @@ class VideoItem:
         for name in ("claimed_at", "split_job_id", "started_at", "finished_at", "progress_at"):
             if getattr(self, name) is not None:
                 item[name] = getattr(self, name)
+        if self.steps:
+            item["steps"] = [s.to_item() for s in self.steps]
         return item

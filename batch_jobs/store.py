@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,8 @@ _RESERVED = (
     "source",
     "open",
 )  # DynamoDB reserved words used as attribute names
+# Twice a stream invocation's timeout (60 s): a submitter holding the lease is dead once it runs out.
+SUBMIT_LEASE_SECONDS = 120.0
 _CONFLICT_TRIES = 10  # a transaction that keeps meeting others on one item, ~5 s of jittered pauses
 _TRANSACTION_ITEMS = 100  # DynamoDB's limit of actions in one TransactWriteItems
 _BATCH_GET_KEYS = 100  # and of keys in one BatchGetItem
@@ -79,7 +82,12 @@ class Lease:
 
     owner: str
     now: datetime
-    seconds: float
+    seconds: float = SUBMIT_LEASE_SECONDS
+
+    @classmethod
+    def fresh(cls, who: str) -> Lease:
+        """A lease of its own for a submitter that is not a stream record (the sweep, a submit, a job)."""
+        return cls(f"{who}-{uuid.uuid4()}", datetime.now(UTC))
 
     @property
     def until(self) -> str:
@@ -328,13 +336,14 @@ class Store:
             {":new": [record], ":n": n, ":done": schema.DONE},
         )
 
-    def lease_submit(self, chunk: ChunkItem, pos: int, lease: Lease) -> bool:
-        """Take (or renew) the lease on submitting the job of step `pos`, a `submitted` attempt without a job id:
-        True if taken, False while another submitter holds a live one. Without it the stream and the sweep could
-        both miss the other's job in ListJobs (which lags behind SubmitJob) and both submit."""
+    def lease_submit(self, video_id: str, index: int | None, pos: int, attempt: int, lease: Lease) -> bool:
+        """Take (or renew) the lease on submitting the job of step `pos` (of chunk `index`, or with None of the
+        video's own steps), a `submitted` attempt without a job id: True if taken, False while another submitter
+        holds a live one. Without it the stream and the sweep could both miss the other's job in ListJobs (which lags
+        behind SubmitJob) and both submit."""
         p = f"steps[{pos}]"
         taken = self._update(
-            schema.chunk_key(chunk.video_id, chunk.index),
+            schema.steps_key(video_id, index),
             f"SET {p}.submitting_until = :until, {p}.submitting_by = :me",
             f"{p}.#state = :sub AND {p}.attempt = :a AND attribute_not_exists({p}.job_id)"
             f" AND attribute_not_exists(cancelled) AND (attribute_not_exists({p}.submitting_until)"
@@ -344,29 +353,33 @@ class Store:
                 ":me": lease.owner,
                 ":now": iso(lease.now),
                 ":sub": schema.SUBMITTED,
-                ":a": chunk.steps[pos].attempt,
+                ":a": attempt,
             },
         )
         return not isinstance(taken, Conflict)
 
-    def record_job(self, video_id: str, index: int, pos: int, attempt: int, job_id: str) -> dict[str, Any] | Conflict:
+    def record_job(
+        self, video_id: str, index: int | None, pos: int, attempt: int, job_id: str
+    ) -> dict[str, Any] | Conflict:
         """Record the submitted job's id if none is recorded for this attempt (a replay writes nothing: DynamoDB
         emits no stream record for it). On `Conflict`, compare the recorded id with yours."""
         p = f"steps[{pos}]"
         return self._update(
-            schema.chunk_key(video_id, index),
+            schema.steps_key(video_id, index),
             f"SET {p}.job_id = :job",
             f"{p}.attempt = :a AND attribute_not_exists({p}.job_id) AND {p}.#state = :sub",
             {":job": job_id, ":a": attempt, ":sub": schema.SUBMITTED},
         )
 
-    def mark_running(self, video_id: str, index: int, pos: int, attempt: int, job_id: str) -> dict[str, Any] | Conflict:
+    def mark_running(
+        self, video_id: str, index: int | None, pos: int, attempt: int, job_id: str
+    ) -> dict[str, Any] | Conflict:
         """The job's fencing check and start in one write: only the recorded (or first) job of this attempt runs.
         The same job may re-enter a step it left `running`: Batch retries an interrupted job (a spot reclaim, `Host
         EC2*`) under the same `AWS_BATCH_JOB_ID`, and that retry must do the work, not be fenced out by itself."""
         p = f"steps[{pos}]"
         return self._update(
-            schema.chunk_key(video_id, index),
+            schema.steps_key(video_id, index),
             f"SET {p}.#state = :run, {p}.job_id = :job, {p}.started_at = :now",
             f"{p}.attempt = :a AND attribute_not_exists(cancelled)"
             f" AND (({p}.#state = :sub AND (attribute_not_exists({p}.job_id) OR {p}.job_id = :job))"
@@ -375,11 +388,11 @@ class Store:
         )
 
     def mark_done(
-        self, video_id: str, index: int, pos: int, job_id: str, result: ResultRef, metrics: Mapping[str, Any]
+        self, video_id: str, index: int | None, pos: int, job_id: str, result: ResultRef, metrics: Mapping[str, Any]
     ) -> dict[str, Any] | Conflict:
         p = f"steps[{pos}]"
         return self._update(
-            schema.chunk_key(video_id, index),
+            schema.steps_key(video_id, index),
             f"SET {p}.#state = :done, {p}.finished_at = :now, {p}.#result = :result, {p}.#metrics = :metrics",
             f"{p}.job_id = :job AND {p}.#state = :run",
             {
@@ -393,7 +406,7 @@ class Store:
         )
 
     def mark_failed(
-        self, video_id: str, index: int, pos: int, reason: str, job_id: str | None, attempt: int | None = None
+        self, video_id: str, index: int | None, pos: int, reason: str, job_id: str | None, attempt: int | None = None
     ) -> dict[str, Any] | Conflict:
         """Fail an active step if `job_id` is the recorded job; with `attempt`, also if no job id is recorded yet
         (a Batch event can arrive before the router recorded the id). A stale job cannot fail a newer attempt.
@@ -419,7 +432,63 @@ class Store:
             condition += ")" if attempt is None else f" OR attribute_not_exists({p}.job_id)) AND {p}.attempt = :a"
         if attempt is not None:
             values[":a"] = attempt
-        return self._update(schema.chunk_key(video_id, index), update, condition, values)
+        return self._update(schema.steps_key(video_id, index), update, condition, values)
+
+    def claim_video_step(self, video: VideoItem, step: str, lease: Lease) -> dict[str, Any] | Conflict:
+        """Append `{step, submitted, attempt 1}` to the video's own steps once every chunk is done, if its last step
+        is still the `done` one we saw (or it has none yet), with the lease on submitting its job (the claimer
+        submits at once). A video failed meanwhile runs again: only a retry of its chunks gets every one done."""
+        n = len(video.steps)
+        record = schema.StepRecord(
+            step=step,
+            state=schema.SUBMITTED,
+            claimed_at=now_iso(),
+            submitting_until=lease.until,
+            submitting_by=lease.owner,
+        ).to_item()
+        after = "attribute_not_exists(steps)" if n == 0 else f"size(steps) = :n AND steps[{n - 1}].#state = :done"
+        values: dict[str, Any] = {
+            ":new": [record],
+            ":none": [],
+            ":running": schema.RUNNING,
+            ":failed": schema.FAILED,
+            ":count": video.chunk_count,
+            ":zero": 0,
+            ":video": schema.OPEN_VIDEO,
+        }
+        if n:
+            values.update({":n": n, ":done": schema.DONE})
+        return self._update(
+            schema.video_key(video.video_id),
+            "SET steps = list_append(if_not_exists(steps, :none), :new), #state = :running, #open = :video"
+            " REMOVE #error, finished_at",
+            f"#state IN (:running, :failed) AND chunks_done = :count AND chunks_failed = :zero AND {after}",
+            values,
+        )
+
+    def retry_video_step(self, video: VideoItem, lease: Lease) -> dict[str, Any] | Conflict:
+        """A failed video's failed last per-video step -> submitted with the next attempt, under the lease on
+        submitting its job (the caller submits it), and the video runs again, in one write."""
+        p, attempt = f"steps[{len(video.steps) - 1}]", video.steps[-1].attempt
+        return self._update(
+            schema.video_key(video.video_id),
+            f"SET {p}.#state = :sub, {p}.attempt = :next, {p}.claimed_at = :now, {p}.submitting_until = :until,"
+            f" {p}.submitting_by = :me, #state = :running, #open = :video"
+            f" REMOVE {p}.job_id, {p}.#error, {p}.started_at, {p}.finished_at, {p}.#result, {p}.#metrics, #error,"
+            " finished_at",
+            f"#state = :failed AND {p}.#state = :failed AND {p}.attempt = :a",
+            {
+                ":sub": schema.SUBMITTED,
+                ":next": attempt + 1,
+                ":now": now_iso(),
+                ":running": schema.RUNNING,
+                ":video": schema.OPEN_VIDEO,
+                ":failed": schema.FAILED,
+                ":a": attempt,
+                ":until": lease.until,
+                ":me": lease.owner,
+            },
+        )
 
     def retry(self, chunk: ChunkItem) -> bool:
         """Its failed last step -> submitted with the next attempt; the router sees the claim and submits a new job.
@@ -465,10 +534,10 @@ class Store:
             schema.chunk_key(video_id, index), "SET cancelled = :t", "attribute_exists(pk)", {":t": True}
         )
 
-    def mark_cancelled(self, video_id: str, index: int, pos: int) -> dict[str, Any] | Conflict:
+    def mark_cancelled(self, video_id: str, index: int | None, pos: int) -> dict[str, Any] | Conflict:
         p = f"steps[{pos}]"
         return self._update(
-            schema.chunk_key(video_id, index),
+            schema.steps_key(video_id, index),
             f"SET {p}.#state = :cancelled, {p}.finished_at = :now",
             f"{p}.#state IN (:sub, :run)",
             {":cancelled": schema.CANCELLED, ":now": now_iso(), ":sub": schema.SUBMITTED, ":run": schema.RUNNING},
@@ -531,8 +600,9 @@ class Store:
         )
 
     def settle_video(self, video: VideoItem, state: str, error: str | None) -> dict[str, Any] | Conflict:
-        """A running (or failed, then retried) video reaches `state` and leaves the open index, if its counts are
-        still those it was decided on: a settle that lost a race with a later count or a retry writes nothing."""
+        """A running (or failed, then retried) video reaches `state` and leaves the open index, if its counts and its
+        per-video steps are still those it was decided on: a settle that lost a race with a later count, a claim or a
+        retry writes nothing."""
         values: dict[str, Any] = {
             ":state": state,
             ":now": now_iso(),
@@ -545,7 +615,13 @@ class Store:
         update += " REMOVE #open" + ("" if error else ", #error")
         if error:
             values[":error"] = error
-        condition = "#state IN (:running, :failed) AND chunks_done = :done_n AND chunks_failed = :failed_n"
+        condition = "#state IN (:running, :failed) AND chunks_done = :done_n AND chunks_failed = :failed_n AND "
+        if video.steps:  # and its per-video steps: a retry of the last one reopened it
+            p = f"steps[{len(video.steps) - 1}]"
+            condition += f"size(steps) = :steps_n AND {p}.#state = :last AND {p}.attempt = :a"
+            values.update({":steps_n": len(video.steps), ":last": video.steps[-1].state, ":a": video.steps[-1].attempt})
+        else:
+            condition += "attribute_not_exists(steps)"
         return self._update(schema.video_key(video.video_id), update, condition, values)
 
     def put_chunks(self, video_id: str, chunks: Sequence[ChunkItem]) -> bool:

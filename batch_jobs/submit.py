@@ -28,7 +28,7 @@ from batch_jobs.errors import PipelineError
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
 from batch_jobs.split import ChunkFile, SourceInfo, open_video, split_video
 from batch_jobs.stack import Stack
-from batch_jobs.store import Conflict, Store, now_iso
+from batch_jobs.store import Conflict, Lease, Store, now_iso
 
 GIB = 1 << 30
 SPLIT_DISK_MARGIN = 1 * GIB
@@ -170,7 +170,8 @@ def submit_file(
         _stopped(store, video_id)
     started = store.start_video(video_id)
     if not isinstance(started, Conflict):
-        control.settle(store, VideoItem.from_item(started))  # chunks that finished before the video was running
+        # chunks that finished before the video was running
+        control.advance(store, stack.batch, stack.config, VideoItem.from_item(started), Lease.fresh("submit"))
     return Submitted(video_id, path.name, len(chunks), info.frames, info.duration)
 
 

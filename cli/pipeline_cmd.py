@@ -26,6 +26,7 @@ from batch_jobs import control, schema
 from batch_jobs.batch import JobInfo
 from batch_jobs.errors import PipelineError
 from batch_jobs.merge import MergedResults, merge_results, plot_people, write_document
+from batch_jobs.pipeline import chunk_steps
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
 from batch_jobs.stack import Stack
 from batch_jobs.submit import Submitted, check_source, submit_file, submit_s3
@@ -229,26 +230,31 @@ def chunks_table(stack: Stack, video: VideoItem) -> Table:
     )
     table.add_column("chunk")
     table.add_column("frames")
-    for step in stack.config.pipeline:
+    walk = chunk_steps(stack.config.pipeline)
+    for step in walk:
         table.add_column(step.name)
     table.add_column("error")
     for raw in stack.store.chunk_items(video.video_id):
         try:
             chunk = ChunkItem.from_item(raw)
         except schema.MalformedItem as exc:
-            table.add_row(str(raw.get("sk")), "", *[""] * len(stack.config.pipeline), str(raw.get("error") or exc))
+            table.add_row(str(raw.get("sk")), "", *[""] * len(walk), str(raw.get("error") or exc))
             continue
-        cells = []
-        for record in chunk.steps:
-            job = f" {record.job_id[:8]}" if record.job_id else ""
-            attempt = f" a{record.attempt}" if record.attempt > 1 else ""
-            tracks = f" {record.metrics['tracks']} tracks" if "tracks" in record.metrics else ""
-            cells.append(f"{record.state}{attempt}{job} {_duration(record)}{tracks}".strip())
-        cells += [""] * (len(stack.config.pipeline) - len(cells))
+        cells = [_step_cell(record) for record in chunk.steps]
+        cells += [""] * (len(walk) - len(cells))
         error = chunk.error or next((s.error for s in reversed(chunk.steps) if s.error), "")
         state = " (cancelled)" if chunk.cancelled else ""
         table.add_row(f"{chunk.index}{state}", f"{chunk.start_frame}-{chunk.end_frame}", *cells, error or "")
+    for record in video.steps:  # the per-video steps, one row each, under the chunks
+        table.add_row(f"video {record.step}", "all", *[""] * (len(walk) - 1), _step_cell(record), record.error or "")
     return table
+
+
+def _step_cell(record: StepRecord) -> str:
+    job = f" {record.job_id[:8]}" if record.job_id else ""
+    attempt = f" a{record.attempt}" if record.attempt > 1 else ""
+    tracks = f" {record.metrics['tracks']} tracks" if "tracks" in record.metrics else ""
+    return f"{record.state}{attempt}{job} {_duration(record)}{tracks}".strip()
 
 
 def _status_json(stack: Stack, video_id: str | None) -> Any:
@@ -395,12 +401,10 @@ def retry(
             else "nothing to retry: the split is retried already"
         )
         return
-    changed = control.retry(stack.store, video_id, chunk)
-    console.print(
-        f"retrying {len(changed.chunks)} chunk(s): {list(changed.chunks)}"
-        if changed.chunks
-        else "nothing to retry: no failed step"
-    )
+    changed = control.retry(stack, video_id, chunk)
+    parts = [f"{len(changed.chunks)} chunk(s): {list(changed.chunks)}"] if changed.chunks else []
+    parts += [f"the video's {changed.video_step} step"] if changed.video_step else []
+    console.print(f"retrying {' and '.join(parts)}" if parts else "nothing to retry: no failed step", highlight=False)
 
 
 def cancel(
@@ -414,7 +418,8 @@ def cancel(
         console.print(f"{video_id} is already {video.state}: nothing to cancel", highlight=False)
         return
     changed = control.cancel(stack, video_id)
-    console.print(f"cancelled {len(changed.chunks)} chunk(s), terminated {len(changed.jobs)} job(s)")
+    step = f" and the video's {changed.video_step} step" if changed.video_step else ""
+    console.print(f"cancelled {len(changed.chunks)} chunk(s){step}, terminated {len(changed.jobs)} job(s)")
 
 
 def register(app: typer.Typer) -> None:

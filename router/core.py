@@ -10,7 +10,6 @@ SubmitJob, and both submitting.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +20,10 @@ from botocore.exceptions import ClientError
 from batch_jobs import schema
 from batch_jobs.batch import SUBMIT_PACE, BatchClient, JobSpec, Pacer
 from batch_jobs.config import StackConfig, load_config
-from batch_jobs.control import settle
+from batch_jobs.control import advance
 from batch_jobs.errors import PipelineError
 from batch_jobs.lifecycle import JOB_FINISHED, Next, next_step, outcome, refused_for_good
-from batch_jobs.pipeline import step_index
+from batch_jobs.pipeline import PER_VIDEO, chunk_steps, step_index
 from batch_jobs.schema import ChunkItem, MalformedItem, VideoItem
 from batch_jobs.store import Conflict, Lease, Store
 from router.events import JobStateChange, failure_reason
@@ -34,8 +33,6 @@ log = logging.getLogger("derby_batch.router")
 # shared by every router at work, so a throttled call is retried with exponential backoff (botocore's standard mode).
 _POOL = Config(max_pool_connections=40)
 _RETRIED = _POOL.merge(Config(retries={"mode": "standard", "max_attempts": 10}))
-# Twice a stream invocation's timeout (60 s): a submitter holding the lease is dead once it runs out.
-SUBMIT_LEASE_SECONDS = 120.0
 
 
 @dataclass
@@ -59,8 +56,8 @@ class Router:
             return
         try:
             chunk = ChunkItem.from_item(new)
-            pos = len(chunk.steps) - 1
-            if pos >= len(self.config.pipeline) or self.config.pipeline[pos].name != chunk.last.step:
+            pos, walk = len(chunk.steps) - 1, chunk_steps(self.config.pipeline)
+            if pos >= len(walk) or walk[pos].name != chunk.last.step:
                 raise MalformedItem(
                     f"step {pos} is {chunk.last.step!r}, not in the pipeline of stack {self.config.stack}"
                 )
@@ -68,7 +65,7 @@ class Router:
             self.reject(new, str(exc))
             return
         action = next_step(chunk, self.config.pipeline)
-        lease = Lease(record_id or f"router-{uuid.uuid4()}", datetime.now(UTC), SUBMIT_LEASE_SECONDS)
+        lease = Lease(record_id, datetime.now(UTC)) if record_id else Lease.fresh("router")
         if action is Next.SUBMIT:
             self.submit(chunk, pos, lease)
         elif not _changed_to(old, pos, chunk.last.state):
@@ -78,7 +75,7 @@ class Router:
         elif action is Next.COUNT:
             ok = outcome(chunk, self.config.pipeline)
             if ok or (ok is False and self._still(chunk, pos)):
-                self.finish_chunk(chunk.video_id, chunk.index, ok=bool(ok))
+                self.finish_chunk(chunk.video_id, chunk.index, ok=bool(ok), lease=lease)
 
     def claim(self, chunk: ChunkItem, pos: int, lease: Lease) -> bool:
         """Claim step `pos` under the lease and submit its job at once: no other submitter can have one for it, so
@@ -102,7 +99,7 @@ class Router:
         the lease was taken here."""
         if lease.held_by_another(chunk.steps[pos]):
             return False  # the image shows it (most often it is the claim's or the lease's own record)
-        if not self.store.lease_submit(chunk, pos, lease):
+        if not self.store.lease_submit(chunk.video_id, chunk.index, pos, chunk.steps[pos].attempt, lease):
             return False
         self._find_or_submit(chunk, pos, find=True)
         return True
@@ -147,9 +144,10 @@ class Router:
             chunk.last.attempt,
         )
 
-    def finish_chunk(self, video_id: str, index: int, ok: bool) -> None:
-        """Count the chunk as finished; the last one to finish settles the video's state. A malformed video item
-        gets the reason recorded (shown by `status`) and is not raised: a retry could not heal it."""
+    def finish_chunk(self, video_id: str, index: int, ok: bool, lease: Lease | None = None) -> None:
+        """Count the chunk as finished; the last one to finish settles the video's state, or claims its first
+        per-video step and submits that job under `lease`. A malformed video item gets the reason recorded (shown by
+        `status`) and is not raised: a retry could not heal it."""
         updated = self.store.finish_chunk(video_id, index, ok)
         if updated is None:
             log.warning("chunk %s of video %s has no video item", index, video_id)
@@ -160,7 +158,10 @@ class Router:
             log.error("malformed video item %s: %s", video_id, exc)
             self.store.record_item_error(schema.video_key(video_id), f"malformed video item: {exc}")
             return
-        settle(self.store, video)
+        self.advance(video, lease or Lease.fresh("router"))
+
+    def advance(self, video: VideoItem, lease: Lease) -> None:
+        advance(self.store, self.batch, self.config, video, lease)
 
     def reject(self, item: dict[str, Any], reason: str) -> None:
         """Record why an item cannot be processed and count its chunk as failed; never retry it (it cannot heal)."""
@@ -185,9 +186,25 @@ class Router:
         if pos == 0:
             self.store.fail_split(change.video_id, change.job_id, failure_reason(change), change.attempt)
             return
+        if self.config.pipeline[pos].per == PER_VIDEO:
+            self._video_job_ended(change, pos - len(chunk_steps(self.config.pipeline)))
+            return
         self.store.mark_failed(
             change.video_id, change.chunk, pos, failure_reason(change), job_id=change.job_id, attempt=change.attempt
         )
+
+    def _video_job_ended(self, change: JobStateChange, pos: int) -> None:
+        """A per-video step's job ended: failed if it did not record `done`, then the video moves on (its next step
+        is claimed and submitted, or it settles). Its stream records are not routed: this event, or the sweep, is
+        what moves a video past its own steps."""
+        reason = failure_reason(change)
+        self.store.mark_failed(change.video_id, None, pos, reason, job_id=change.job_id, attempt=change.attempt)
+        try:
+            video = self.store.get_video(change.video_id)
+        except MalformedItem as exc:
+            log.error("malformed video item %s: %s", change.video_id, exc)
+            return
+        self.advance(video, Lease.fresh("router"))
 
 
 def _changed_to(old: dict[str, Any] | None, pos: int, state: str) -> bool:

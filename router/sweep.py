@@ -26,10 +26,10 @@ from typing import Any
 from batch_jobs import schema
 from batch_jobs.errors import PipelineError
 from batch_jobs.lifecycle import JOB_ACTIVE, JOB_FAILED, JOB_FINISHED, Next, next_step, outcome
-from batch_jobs.pipeline import step_index
+from batch_jobs.pipeline import PER_VIDEO, step_index
 from batch_jobs.schema import ChunkItem
-from batch_jobs.store import Lease
-from router.core import SUBMIT_LEASE_SECONDS, Router
+from batch_jobs.store import SUBMIT_LEASE_SECONDS, Lease
+from router.core import Router
 from router.events import JobStateChange
 from router.sweep_videos import repair_videos
 
@@ -93,7 +93,7 @@ def sweep(
         log.exception("sweep: describing %d jobs", len(watched))
         report.errors += 1
     _terminate_orphans(router, claimed_before, budget, report)
-    repair_videos(router, claimed_before, budget, report)
+    repair_videos(router, claimed_before, lease, budget, report)
     return report
 
 
@@ -177,8 +177,8 @@ def _terminate_orphans(router: Router, before: datetime, budget: Budget, report:
                 continue
             try:
                 pos = step_index(pipeline, job.step or "")
-                if pos == 0:
-                    continue  # an S3 split job is fenced on its video item, and the video's own repair watches it
+                if pos == 0 or pipeline[pos].per == PER_VIDEO:
+                    continue  # fenced on its video item when it starts, and the video's own repair watches it
                 owner = _owner(router, job.video_id, job.chunk, pos, job.attempt)
                 if owner != job.job_id:
                     reason = f"orphan: step {job.step} of chunk {job.chunk} (attempt {job.attempt}) is owned by {owner}"

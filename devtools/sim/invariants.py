@@ -22,7 +22,7 @@ class Final:
     chunks: dict[str, list[ChunkItem]]
     results: dict[str, dict[str, Any] | None]  # result key -> its document (None: no object)
     jobs: dict[str, SimJob]
-    owned: set[str]  # job ids some chunk item ever recorded (every stream image, lost records included)
+    owned: set[str]  # job ids an item ever recorded (every chunk stream image, lost records included; every write)
     job_writes: dict[str, list[tuple[str, str]]]  # job id -> (what, key) of each write it made
     submit_writes: list[list[tuple[str, str]]]  # one list per submit
     retried: set[str] = field(default_factory=set)  # videos a user retried once the faults stopped
@@ -36,19 +36,20 @@ def one_result_per_chunk_step(final: Final) -> list[str]:
             if what == "s3" and "/results/" in key:
                 writers[key].add(job_id)
     out += [f"{key} written by {len(jobs)} jobs" for key, jobs in writers.items() if len(jobs) > 1]
-    for chunks in final.chunks.values():
-        for chunk in chunks:
-            for step in chunk.steps[1:]:
-                if step.state != schema.DONE:
-                    continue
-                doc = final.results.get(step.result.key) if step.result else None
-                if doc is None:
-                    out.append(f"{chunk.video_id} chunk {chunk.index} {step.step}: done without its result object")
-                elif (doc.get("job_id"), doc.get("attempt")) != (step.job_id, step.attempt):
-                    out.append(
-                        f"{chunk.video_id} chunk {chunk.index} {step.step}: recorded job {step.job_id} attempt "
-                        f"{step.attempt}, object written by {doc.get('job_id')} attempt {doc.get('attempt')}"
-                    )
+    recorded = [(f"{c.video_id} chunk {c.index}", c.steps[1:]) for chunks in final.chunks.values() for c in chunks]
+    recorded += [(f"{v.video_id} video", v.steps) for v in final.videos.values()]
+    for where, steps in recorded:
+        for step in steps:
+            if step.state != schema.DONE:
+                continue
+            doc = final.results.get(step.result.key) if step.result else None
+            if doc is None:
+                out.append(f"{where} {step.step}: done without its result object")
+            elif (doc.get("job_id"), doc.get("attempt")) != (step.job_id, step.attempt):
+                out.append(
+                    f"{where} {step.step}: recorded job {step.job_id} attempt {step.attempt}, object written by "
+                    f"{doc.get('job_id')} attempt {doc.get('attempt')}"
+                )
     return out
 
 
@@ -68,7 +69,7 @@ def failures_have_reasons(final: Final) -> list[str]:
         if video.state != schema.FAILED:
             continue
         error = video.error or ""
-        if not (error.startswith("submit interrupted") or "; chunk" in error):
+        if not (error.startswith("submit interrupted") or retriable(video)):
             out.append(f"{video.video_id} failed with no actionable reason: {error!r}")
     for chunks in final.chunks.values():
         for chunk in chunks:
@@ -78,6 +79,13 @@ def failures_have_reasons(final: Final) -> list[str]:
                 if s.state == schema.FAILED and not (s.error or "").strip()
             ]
     return out
+
+
+def retriable(video: VideoItem) -> bool:
+    """A failure `retry` acts on: a chunk step's (`K of N chunks failed; chunk I <step>: ...`) or the video's own
+    step's (`<step> of the video failed: ...`)."""
+    error = video.error or ""
+    return "; chunk" in error or " of the video failed: " in error
 
 
 def no_orphan_jobs(final: Final) -> list[str]:

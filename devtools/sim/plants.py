@@ -9,9 +9,11 @@ from typing import Any
 
 from batch_jobs import control, layout, schema
 from batch_jobs.batch import BatchClient
+from batch_jobs.control import Waiting
+from batch_jobs.pipeline import Pipeline
 from batch_jobs.schema import ResultRef, VideoItem
 from batch_jobs.store import Lease, Store, serialize
-from router import core, sweep, sweep_videos
+from router import sweep
 
 
 @contextmanager
@@ -29,12 +31,12 @@ def result_key_per_step() -> AbstractContextManager[None]:
     object replaces the recorded one. (one_result_per_chunk_step)"""
 
     def any_job_done(
-        self: Store, video_id: str, index: int, pos: int, job_id: str, result: ResultRef, metrics: Any
+        self: Store, video_id: str, index: int | None, pos: int, job_id: str, result: ResultRef, metrics: Any
     ) -> Any:
         p = f"steps[{pos}]"
         values = {":done": schema.DONE, ":result": {"bucket": result.bucket, "key": result.key}, ":job": job_id}
         return self._update(
-            schema.chunk_key(video_id, index),
+            schema.steps_key(video_id, index),
             f"SET {p}.#state = :done, {p}.#result = :result, {p}.job_id = :job",
             "attribute_exists(pk)",
             values,
@@ -55,7 +57,7 @@ def no_failure_reason() -> AbstractContextManager[None]:
     """A failed step records a blank reason. (failures_have_reasons)"""
     original = Store.mark_failed
 
-    def mark(self: Store, video_id: str, index: int, pos: int, reason: str, *args: Any, **kwargs: Any) -> Any:
+    def mark(self: Store, video_id: str, index: int | None, pos: int, reason: str, *args: Any, **kwargs: Any) -> Any:
         return original(self, video_id, index, pos, " ", *args, **kwargs)
 
     return _patched((Store, "mark_failed", mark))
@@ -74,7 +76,7 @@ def no_lease_nor_duplicate_terminate() -> AbstractContextManager[None]:
     return _patched(
         (BatchClient, "terminate", terminate),
         (Lease, "held_by_another", lambda self, step: False),
-        (Store, "lease_submit", lambda self, chunk, pos, lease: True),
+        (Store, "lease_submit", lambda self, *_: True),
     )
 
 
@@ -93,11 +95,10 @@ def settle_only_running() -> AbstractContextManager[None]:
     racing the router's count) leaves it failed while its chunks end done. (retry_recovers)"""
     original = control.settle
 
-    def settle(store: Store, video: VideoItem) -> None:
-        if video.state == schema.RUNNING:
-            original(store, video)
+    def settle(store: Store, video: VideoItem, pipeline: Pipeline, lease: Lease | None = None) -> Waiting | None:
+        return original(store, video, pipeline, lease) if video.state == schema.RUNNING else None
 
-    return _patched((control, "settle", settle), (core, "settle", settle), (sweep_videos, "settle", settle))
+    return _patched((control, "settle", settle))
 
 
 PLANTS: dict[str, tuple[str, Callable[[], AbstractContextManager[None]]]] = {

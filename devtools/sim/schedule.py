@@ -26,7 +26,7 @@ from batch_jobs.config import default_config
 from batch_jobs.job import Job, JobArgs, JobEnv
 from batch_jobs.pipeline import parse_pipeline
 from batch_jobs.stack import Stack
-from batch_jobs.store import Store
+from batch_jobs.store import SUBMIT_LEASE_SECONDS, Store
 from cli.local.lambda_context import InvocationCrash
 from cli.local.stream_poller import MappingSettings, StreamPoller
 from devtools.drive import CachedSession, batch_event, invoke
@@ -34,9 +34,9 @@ from devtools.moto_server import reset
 from devtools.sim.actors import Actor, Killed, Scheduler
 from devtools.sim.batch import API_PARAMS, RUNNING, SimBatch, SimJob, stash_params
 from devtools.sim.faults import Faults, Profile
-from devtools.sim.invariants import Final, check, read_chunks, read_document
+from devtools.sim.invariants import Final, check, read_chunks, read_document, retriable
 from router import handler
-from router.core import SUBMIT_LEASE_SECONDS, Router
+from router.core import Router
 from router.handler import THREADS_ENV
 from router.sweep import SweepReport, sweep
 
@@ -46,6 +46,7 @@ PIPELINE = parse_pipeline(
         {"name": "timesplit", "action": "split"},
         {"name": "probe", "action": "probe"},
         {"name": "summarize", "action": "summarize"},
+        {"name": "stitch", "action": "stitch", "per": "video"},
     ]
 )
 CHUNK_SECONDS = 1.0
@@ -195,6 +196,8 @@ class World:
         elif name in ("PutItem", "UpdateItem", "DeleteItem"):
             key = params.get("Key") or params.get("Item") or {}
             actor.writes.append(("ddb", key.get("pk", {}).get("S", "")))
+            if "job_id = :job" in params.get("UpdateExpression", ""):  # video items' steps never reach the stream
+                self.owned.add(params["ExpressionAttributeValues"][":job"]["S"])
         elif name == "TransactWriteItems":
             for entry in params["TransactItems"]:
                 for op in entry.values():
@@ -309,8 +312,8 @@ class World:
 
     def spawn_retry(self, video_id: str) -> Actor:
         self.note(f"retry {video_id}")
-        store = Store(self.user.dynamodb, self.config.table)
-        return self.sched.spawn(Actor("retry", f"retry-{video_id}", lambda: control.retry(store, video_id)))
+        stack = self.user_stack()
+        return self.sched.spawn(Actor("retry", f"retry-{video_id}", lambda: control.retry(stack, video_id)))
 
     def spawn_cancel(self, video_id: str) -> None:
         self.note(f"cancel {video_id}")
@@ -460,13 +463,14 @@ class World:
         return actor.result
 
     def retry_failed(self) -> None:
-        """A user retries each video that failed in a chunk step, once the faults are gone; the retry races the
-        stream, and may be interrupted once (then the user runs it again). A video the user also cancelled is not
-        expected to recover (a cancel that lost the race to a failure leaves it failed, its chunks cancelled)."""
+        """A user retries each video that failed in a chunk step or its own per-video step, once the faults are gone;
+        the retry races the stream, and may be interrupted once (then the user runs it again). A video the user also
+        cancelled is not expected to recover (a cancel that lost the race to a failure leaves it failed, its chunks
+        cancelled)."""
         failed = [
             v
             for v in self.store.videos()
-            if v.state == schema.FAILED and "; chunk" in (v.error or "") and v.video_id not in self.cancelled
+            if v.state == schema.FAILED and retriable(v) and v.video_id not in self.cancelled
         ]
         for video in failed:
             self.retried.add(video.video_id)

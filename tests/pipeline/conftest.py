@@ -26,6 +26,7 @@ TEST_PIPELINE = parse_pipeline(
         {"name": "timesplit", "action": "split"},
         {"name": "probe", "action": "probe"},
         {"name": "summarize", "action": "summarize"},
+        {"name": "stitch", "action": "stitch", "per": "video"},
     ]
 )
 
@@ -44,7 +45,8 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def world(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """A new stack (unique name) with the 3-step test pipeline, and the router pointed at it."""
+    """A new stack (unique name) with the test pipeline (3 chunk steps, 1 per-video step), and the router pointed at
+    it."""
     stack = f"t{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("DERBY_BATCH_STACK", stack)
     session = boto3.Session(region_name=REGION)

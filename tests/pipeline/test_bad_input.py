@@ -136,7 +136,7 @@ def test_a_job_for_an_unknown_step_exits_with_a_clear_error(world: World, moto_e
     command = [sys.executable, "-m", "batch_jobs", "run", "--step", "frobnicate", "--video-id", "v", "--chunk", "0"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: unknown step 'frobnicate' (pipeline: timesplit, probe, summarize)"
+    assert done.stderr.strip() == "error: unknown step 'frobnicate' (pipeline: timesplit, probe, summarize, stitch)"
 
 
 def test_a_job_without_its_batch_job_id_refuses_to_run(world: World) -> None:

@@ -11,7 +11,7 @@ from batch_jobs.batch import job_name
 from batch_jobs.config import StackConfig, default_config, load_config, parameter_name
 from batch_jobs.errors import PipelineError
 from batch_jobs.layout import parse_s3_uri
-from batch_jobs.pipeline import load_pipeline, parse_pipeline, step_index
+from batch_jobs.pipeline import chunk_steps, load_pipeline, parse_pipeline, step_index, video_steps
 from devtools.drive import World
 
 
@@ -25,6 +25,17 @@ from devtools.drive import World
         ([{"name": "a", "action": "probe"}], "first pipeline step, and only the first"),
         ([{"name": "a", "action": "split"}, {"name": "b", "action": "split"}], "only the first"),
         ([{"name": "a", "action": "split", "options": []}], "options must be an object"),
+        ([{"name": "a", "action": "split"}, {"name": "b", "action": "probe", "per": "frame"}], "per must be"),
+        ([{"name": "a", "action": "split"}, {"name": "b", "action": "stitch"}], "action 'stitch' runs per video"),
+        ([{"name": "a", "action": "split"}, {"name": "b", "action": "probe", "per": "video"}], "runs per chunk"),
+        (
+            [
+                {"name": "a", "action": "split"},
+                {"name": "s", "action": "stitch", "per": "video"},
+                {"name": "p", "action": "probe"},
+            ],
+            "after every chunk step",
+        ),
     ],
 )
 def test_bad_pipelines(data: Any, message: str) -> None:
@@ -34,16 +45,20 @@ def test_bad_pipelines(data: Any, message: str) -> None:
 
 def test_shipped_pipeline_and_config_round_trip() -> None:
     pipeline = load_pipeline()
-    assert [(s.name, s.action, s.gpu) for s in pipeline] == [
-        ("timesplit", "split", False), ("detect", "detect", True), ("summarize", "summarize", False)
+    assert [(s.name, s.action, s.gpu, s.per) for s in pipeline] == [
+        ("timesplit", "split", False, "chunk"), ("detect", "detect", True, "chunk"),
+        ("summarize", "summarize", False, "chunk"), ("stitch", "stitch", False, "video"),
     ]  # fmt: skip
+    assert [s.name for s in chunk_steps(pipeline)] == ["timesplit", "detect", "summarize"]
+    assert [s.name for s in video_steps(pipeline)] == ["stitch"]
     assert step_index(pipeline, "detect") == 1
-    with pytest.raises(PipelineError, match=r"unknown step 'nope' \(pipeline: timesplit, detect, summarize\)"):
+    with pytest.raises(PipelineError, match=r"unknown step 'nope' \(pipeline: timesplit, detect, summarize, stitch\)"):
         step_index(pipeline, "nope")
     config = default_config("derby", "us-east-1")
     assert config.bucket == "derby-data-123456789012-us-east-1" and config.table == "derby-items"
     assert StackConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
     assert config.queue_for(pipeline[1]) == "derby-gpu" and config.job_definition_for(pipeline[2]) == "derby-summarize"
+    assert config.queue_for(pipeline[3]) == "derby-cpu" and config.job_definition_for(pipeline[3]) == "derby-stitch"
     older = {k: v for k, v in config.to_json().items() if k != "chunk_seconds"}  # written before chunk_seconds
     assert StackConfig.from_json(older).chunk_seconds == 30
 

@@ -13,6 +13,7 @@ from typing import Any
 from pipeline_clips import make_clip
 
 from batch_jobs import control, schema
+from batch_jobs.pipeline import chunk_steps
 from batch_jobs.schema import ChunkItem, StepRecord, VideoItem
 from batch_jobs.store import now_iso
 from batch_jobs.submit import submit_file
@@ -56,7 +57,7 @@ def test_retry_takes_back_the_failure_and_a_stale_count_moves_to_done(world: Wor
     _video(world, "v-retry", 1)
     _chunk(world, "v-retry", 0, schema.FAILED)
     world.store.finish_chunk("v-retry", 0, ok=False)
-    assert control.retry(world.store, "v-retry").chunks == (0,)
+    assert control.retry(world.stack, "v-retry").chunks == (0,)
     chunk = world.store.get_chunk("v-retry", 0)
     assert (chunk.last.state, chunk.last.attempt, chunk.counted) == (schema.SUBMITTED, 2, None)
     video = world.store.get_video("v-retry")
@@ -67,7 +68,7 @@ def test_retry_takes_back_the_failure_and_a_stale_count_moves_to_done(world: Wor
     world.store.finish_chunk("v-retry", 0, ok=True)
     video = world.store.get_video("v-retry")
     assert (video.chunks_done, video.chunks_failed) == (1, 0)
-    control.settle(world.store, video)
+    control.settle(world.store, video, chunk_steps(world.config.pipeline))  # counts only: no per-video step
     video = world.store.get_video("v-retry")
     assert (video.state, video.open) == (schema.DONE, False)
     assert _open_keys(world, schema.OPEN_VIDEO) == set()
@@ -117,4 +118,4 @@ def test_records_of_different_chunks_are_routed_at_once(world: World, tmp_path: 
     video = world.store.get_video(submitted.video_id)
     assert (video.state, video.chunks_done) == (schema.DONE, 12)
     names = [j["jobName"] for j in world.jobs() if j["parameters"]["video_id"] == submitted.video_id]
-    assert len(names) == len(set(names)) == 2 * 12
+    assert len(names) == len(set(names)) == 2 * 12 + 1  # and the video's stitch

@@ -33,7 +33,7 @@ def _assert_complete(world: World, submitted: Submitted) -> None:
     assert len(chunks) == submitted.chunks
     assert all([s.state for s in c.steps] == [schema.DONE] * 3 for c in chunks)
     jobs = _jobs_per_chunk_step(world, submitted.video_id)
-    expected = {(c, step, 1) for c in range(submitted.chunks) for step in ("probe", "summarize")}
+    expected = {(c, step, 1) for c in range(submitted.chunks) for step in ("probe", "summarize")} | {(0, "stitch", 1)}
     assert set(jobs) == expected and set(jobs.values()) == {1}, jobs
     assert world.store.get_video(submitted.video_id).state == schema.DONE
 

@@ -29,7 +29,7 @@ def _first_job(world: World, video_id: str, chunk: int) -> dict:
 
 def _retry_completes(world: World, submitted: Submitted, chunk: int) -> None:
     assert world.store.get_video(submitted.video_id).state == schema.FAILED
-    assert control.retry(world.store, submitted.video_id).chunks == (chunk,)
+    assert control.retry(world.stack, submitted.video_id).chunks == (chunk,)
     world.pump()
     item = world.store.get_chunk(submitted.video_id, chunk)
     assert [s.state for s in item.steps] == [schema.DONE] * 3
@@ -133,7 +133,7 @@ def test_cancel_terminates_jobs_and_stops_the_walk(world: World, clip: Path, tmp
     for chunk in world.store.chunks(submitted.video_id):
         assert [s.state for s in chunk.steps] == [schema.DONE, schema.CANCELLED]
     assert world.store.get_video(submitted.video_id).state == schema.CANCELLED
-    assert control.retry(world.store, submitted.video_id).chunks == ()
+    assert control.retry(world.stack, submitted.video_id).chunks == ()
 
 
 def test_a_retry_faster_than_the_router_still_ends_done(world: World, clip: Path, tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_a_retry_faster_than_the_router_still_ends_done(world: World, clip: Path
     world.pump()  # the other chunk finishes
     world.send_event(batch_event(job, "FAILED", "Host EC2 (instance i-0abc) terminated.", 137))
     failure = world.read_stream()  # the record of `failed`, not yet delivered
-    assert control.retry(world.store, submitted.video_id).chunks == (0,)
+    assert control.retry(world.stack, submitted.video_id).chunks == (0,)
     world.deliver(failure)  # stale: the chunk is on attempt 2 now
     assert world.store.get_video(submitted.video_id).chunks_failed == 0
     world.pump()

@@ -89,7 +89,7 @@ def test_a_retry_that_dies_between_its_two_writes_still_ends_done(world: World, 
     ddb.meta.events.register("before-call.dynamodb.UpdateItem", die_before_reopening_the_video)
     try:
         with pytest.raises(Crash):
-            control.retry(world.store, submitted.video_id)
+            control.retry(world.stack, submitted.video_id)
     finally:
         ddb.meta.events.unregister("before-call.dynamodb.UpdateItem", die_before_reopening_the_video)
     video = world.store.get_video(submitted.video_id)
@@ -117,7 +117,7 @@ def test_a_job_lost_and_back_after_a_retry_cannot_replace_the_recorded_result(
             return
         s3.meta.events.unregister("before-parameter-build.s3.PutObject", meanwhile)
         world.send_event(batch_event(lost, "FAILED", "lost"))  # what the sweep does for a job Batch forgot
-        assert control.retry(world.store, submitted.video_id).chunks == (0,)
+        assert control.retry(world.stack, submitted.video_id).chunks == (0,)
         world.pump()  # attempt 2 runs to done (and chunk 1 too)
         assert world.store.get_video(submitted.video_id).state == schema.DONE
 

@@ -33,9 +33,9 @@ def test_s3_video_is_split_by_a_job_and_walks_to_the_end(world: World, clip: Pat
     chunks = world.store.chunks(submitted.video_id)
     assert sum(c.end_frame - c.start_frame for c in chunks) == 250
     assert all(c.options == {"every": 2} and c.last.state == schema.DONE for c in chunks)
-    # The split job (submitted here) and every chunk job (by the router) carry the stack's tag, which the router's
-    # role needs to terminate them.
-    assert [j["tags"] for j in world.jobs()] == [{STACK_TAG: world.config.stack}] * (1 + 4 * 2)
+    # The split job (submitted here) and every chunk and video job (by the router) carry the stack's tag, which the
+    # router's role needs to terminate them.
+    assert [j["tags"] for j in world.jobs()] == [{STACK_TAG: world.config.stack}] * (1 + 4 * 2 + 1)
 
 
 def test_a_broken_s3_video_fails_the_video_with_the_reason(world: World, tmp_path: Path) -> None:

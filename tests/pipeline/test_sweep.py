@@ -164,6 +164,7 @@ def test_sweep_starts_a_submit_that_wrote_every_item(world: World, clip: Path, t
     assert video.state == schema.SUBMITTED
     world.pump()
     assert sweep(handler.get_router(), grace=timedelta(0)).interrupted == 0
+    world.pump()  # the stitch job the sweep's settle submitted
     assert world.store.get_video(video.video_id).state == schema.DONE
 
 

@@ -49,13 +49,15 @@ def test_router_makes_four_aws_calls_per_chunk_step(
     chunk_steps = submitted.chunks * 2
     # per chunk-step: claim (with the submit lease), submit, record the id, the job's SUCCEEDED event (checks
     # `done`); no ListJobs: nobody else submits under the claimer's lease. Per chunk: counted as finished (a
-    # transaction, then a read of the video's counts); per video: settled.
+    # transaction, then a read of the video's counts); per video: its stitch step claimed (with the lease) and
+    # submitted, the id recorded, the job's SUCCEEDED event (checks `done`, reads the video), settled.
     assert calls == Counter(
         {
-            "SubmitJob": chunk_steps,
-            "UpdateItem": 3 * chunk_steps + 1,
+            "SubmitJob": chunk_steps + 1,
+            "UpdateItem": 3 * chunk_steps + 4,
             "TransactWriteItems": submitted.chunks,
-            "GetItem": submitted.chunks,
+            "GetItem": submitted.chunks + 1,
         }
     )
-    assert (sum(calls.values()) - 2 * submitted.chunks - 1) / chunk_steps == 4
+    per_video = 6  # the stitch step: claim, submit, record, event's check, read, settle
+    assert (sum(calls.values()) - 2 * submitted.chunks - per_video) / chunk_steps == 4
