@@ -107,21 +107,20 @@ class ByteTracker:
         gates = opts.gate + opts.gate_per_s * (t - self._seen)
 
         colours = kit_distance(self._kit, kits[high]) if len(self._kit) else np.zeros((0, len(high)))
-        pairs = self._match(self._cxcywh, det[high], gates, colours)
-        live = np.flatnonzero(self._in_last)
-        # without the picture's own motion, guessed from the boxes: most tracks lost at once (the camera jumped)...
-        if camera is None and len(pairs) < len(live) / 2 and len(live) >= 2:
-            jump = _camera_jump(self._cxcywh[live], det[high], opts.gate)
-            self._cxcywh[:, :2] += jump
-            self._camera += jump
+        if camera is None:  # without the picture's own motion, guessed from the boxes
             pairs = self._match(self._cxcywh, det[high], gates, colours)
-        if camera is None and len(pairs) >= 3:  # ...and the median displacement of the matched boxes
-            shift = _median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2])
-            self._cxcywh[:, :2] += shift
-            self._camera += shift
-            pairs = self._match(self._cxcywh, det[high], gates, colours)
-        if opts.ambiguity > 0 and len(pairs):  # the final association leaves ambiguous pairs to the linking
-            pairs = self._match(self._cxcywh, det[high], gates, colours, margin=opts.ambiguity)
+            live = np.flatnonzero(self._in_last)
+            if len(pairs) < len(live) / 2 and len(live) >= 2:  # most tracks lost at once: the camera jumped
+                jump = _camera_jump(self._cxcywh[live], det[high], opts.gate)
+                self._cxcywh[:, :2] += jump
+                self._camera += jump
+                pairs = self._match(self._cxcywh, det[high], gates, colours)
+            if len(pairs) >= 3:  # the camera moved: shift every track by the median displacement of the matches
+                shift = _median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2])
+                self._cxcywh[:, :2] += shift
+                self._camera += shift
+        # the final association leaves ambiguous pairs to the linking
+        pairs = self._match(self._cxcywh, det[high], gates, colours, margin=opts.ambiguity)
         tracks, dets = pairs[:, 0], high[pairs[:, 1]]
         free = self._in_last.copy()
         free[tracks] = False
