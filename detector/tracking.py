@@ -34,7 +34,7 @@ class TrackerOptions:
     max_lost_s: float = 2.0
     gate: float = 0.6
     gate_per_s: float = 1.0
-    velocity_smoothing: float = 0.3
+    velocity_smoothing: float = 0.3  # the velocity's gain per 0.1 s: the filter's time constant is in seconds
     aspect: float = 1.0  # the frame's width / height: distances are measured in frame heights on both axes
     kit_gate: float = 25.0  # the largest kit colour distance of a match (see detector.kits.kit_distance)
     kit_weight: float = 1 / 40  # cost of a kit colour unit, in box heights
@@ -173,7 +173,8 @@ class ByteTracker:
         elapsed = t - self._seen[rows]
         seen_before = elapsed > 0  # an alpha-beta filter: the velocity moves towards what the prediction missed by
         miss = cxcywh[:, :2] - self._cxcywh[rows, :2]
-        step = self.options.velocity_smoothing * miss / np.maximum(elapsed, 1e-6)[:, None]
+        gain = 1 - (1 - self.options.velocity_smoothing) ** (elapsed / 0.1)  # 0.3 at 10 fps, 0.4 at 7 fps
+        step = gain[:, None] * miss / np.maximum(elapsed, 1e-6)[:, None]
         self._velocity[rows] += np.where(seen_before[:, None], step, 0.0).astype(np.float32)
         self._cxcywh[rows] = cxcywh
         self._seen[rows] = t
