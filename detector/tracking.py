@@ -183,12 +183,15 @@ class ByteTracker:
         self._kit[rows] = np.where(sampled[:, None], blend, self._kit[rows])
         for row, box in zip(rows.tolist(), boxes, strict=True):
             record = self.tracklets[int(self._ids[row])]
-            record.last_t, record.last_box, record.velocity = t, box, self._velocity[row].copy()
             record.last_camera = self._camera.copy()
-            record.frames += 1
-            if record.first_velocity is None and t - record.first_t >= FIRST_VELOCITY_S:
+            if record.first_velocity is None:  # a young track: its displacement since it started, in the scene
                 moved = (box - record.first_box)[:2] + (box - record.first_box)[2:]
-                record.first_velocity = (moved / 2 - (record.last_camera - record.first_camera)) / (t - record.first_t)
+                velocity = (moved / 2 - (record.last_camera - record.first_camera)) / (t - record.first_t)
+                self._velocity[row] = velocity  # (a velocity filter started from zero lags for many frames)
+                if t - record.first_t >= FIRST_VELOCITY_S:
+                    record.first_velocity = velocity
+            record.last_t, record.last_box, record.velocity = t, box, self._velocity[row].copy()
+            record.frames += 1
 
     def _start(self, cxcywh: np.ndarray, box: np.ndarray, t: float, kit: np.ndarray) -> int:
         track_id = self._next_id
