@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.tracking import FIRST_VELOCITY_S
 from detector.tracks import Segment, relabel, resolve
 
 
@@ -47,4 +48,11 @@ def _segment(track: int, appearances: list[tuple[float, np.ndarray]], kit: np.nd
         (t0, b0), (t1, b1) = appearances[-2], appearances[-1]
         if t1 > t0:
             velocity = (((b1[:2] + b1[2:]) - (b0[:2] + b0[2:])) / 2 / (t1 - t0)).astype(np.float32)
-    return Segment(track, first_t, last_t, first_box, last_box, velocity, len(appearances), kit)
+    first_velocity = None  # over the track's first moments, as the tracker measures it (linking checks both ends)
+    for t, box in appearances[1:]:
+        if t - first_t >= FIRST_VELOCITY_S:
+            first_velocity = (((box[:2] + box[2:]) - (first_box[:2] + first_box[2:])) / 2 / (t - first_t)).astype(
+                np.float32
+            )
+            break
+    return Segment(track, first_t, last_t, first_box, last_box, velocity, len(appearances), kit, first_velocity)

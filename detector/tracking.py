@@ -19,6 +19,7 @@ from detector.boxes import ios, iou
 from detector.kits import KIT_DIMENSIONS, kit_distance
 
 LOW_SCORE = 0.2  # low-score boxes (ByteTrack's second association) start here
+FIRST_VELOCITY_S = 0.3  # a tracklet's starting velocity is measured over this long
 DUPLICATE_IOS = 0.5  # an unmatched box this much inside (intersection over the smaller) a matched one is a duplicate
 
 
@@ -33,10 +34,11 @@ class TrackerOptions:
     max_lost_s: float = 2.0
     gate: float = 0.6
     gate_per_s: float = 1.0
-    velocity_smoothing: float = 0.3
+    velocity_smoothing: float = 0.3  # the velocity's gain per 0.1 s: the filter's time constant is in seconds
     aspect: float = 1.0  # the frame's width / height: distances are measured in frame heights on both axes
     kit_gate: float = 25.0  # the largest kit colour distance of a match (see detector.kits.kit_distance)
     kit_weight: float = 1 / 40  # cost of a kit colour unit, in box heights
+    ambiguity: float = 0.2  # a match another choice explains within this cost is left to the offline linking
     lost_cost: float = 0.3  # extra cost of a track unseen in the last frame: a box seen on, stays with its track
 
 
@@ -52,6 +54,12 @@ class Tracklet:
     last_box: np.ndarray
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
     frames: int = 1
+    # where the picture had moved (the camera's offset, frame heights) when the track started and was last seen:
+    # linking compares boxes of different times in the scene's frame, not the picture's
+    first_camera: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+    last_camera: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+    # the track's own velocity over its first FIRST_VELOCITY_S (None until then): linking checks both ends' motion
+    first_velocity: np.ndarray | None = None
 
 
 class ByteTracker:
@@ -69,16 +77,29 @@ class ByteTracker:
         self._seen = np.zeros(0, np.float64)
         self._kit = np.zeros((0, KIT_DIMENSIONS), np.float32)  # running mean of the kit colour (NaN: unknown)
         self._in_last = np.zeros(0, bool)  # matched in the previous frame (may take low-score boxes)
+        self._camera = np.zeros(2, np.float32)  # how far the picture has moved since the first frame
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray, t: float, kits: np.ndarray | None = None) -> np.ndarray:
+    def update(
+        self,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        t: float,
+        kits: np.ndarray | None = None,
+        camera: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Track ids for the frame's person boxes (normalized xyxy): -1 for a low-score box that continues no track.
-        `kits` (n, KIT_DIMENSIONS), the boxes' kit colours, keeps people in different kits apart when they cross."""
+        `kits` (n, KIT_DIMENSIONS), the boxes' kit colours, keeps people in different kits apart when they cross.
+        `camera`, how far the picture moved since the last frame (frame heights, `detector.camera`), moves every
+        track with it; without it, the camera's motion is guessed from the boxes."""
         opts = self.options
         kits = np.full((len(boxes), KIT_DIMENSIONS), np.nan, np.float32) if kits is None else kits
         boxes = np.asarray(boxes, np.float32) * np.array([opts.aspect, 1, opts.aspect, 1], np.float32)
         dt = 0.0 if self._t is None else max(t - self._t, 1e-3)
         self._t = t
         self._cxcywh[:, :2] += self._velocity * dt
+        if camera is not None:
+            self._cxcywh[:, :2] += camera
+            self._camera += camera
         ids = np.full(len(boxes), -1, np.int32)
         det = _to_cxcywh(np.asarray(boxes, np.float32))
         high = np.flatnonzero(scores >= opts.high)
@@ -86,15 +107,20 @@ class ByteTracker:
         gates = opts.gate + opts.gate_per_s * (t - self._seen)
 
         colours = kit_distance(self._kit, kits[high]) if len(self._kit) else np.zeros((0, len(high)))
-        pairs = self._match(self._cxcywh, det[high], gates, colours)
-        live = np.flatnonzero(self._in_last)
-        if len(pairs) < len(live) / 2 and len(live) >= 2:  # most tracks lost at once: the camera jumped
-            self._cxcywh[:, :2] += _camera_jump(self._cxcywh[live], det[high], opts.gate)
+        if camera is None:  # without the picture's own motion, guessed from the boxes
             pairs = self._match(self._cxcywh, det[high], gates, colours)
-        if len(pairs) >= 3:  # the camera moved: shift every track by the median displacement, and match again
-            shift = _median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2])
-            self._cxcywh[:, :2] += shift
-            pairs = self._match(self._cxcywh, det[high], gates, colours)
+            live = np.flatnonzero(self._in_last)
+            if len(pairs) < len(live) / 2 and len(live) >= 2:  # most tracks lost at once: the camera jumped
+                jump = _camera_jump(self._cxcywh[live], det[high], opts.gate)
+                self._cxcywh[:, :2] += jump
+                self._camera += jump
+                pairs = self._match(self._cxcywh, det[high], gates, colours)
+            if len(pairs) >= 3:  # the camera moved: shift every track by the median displacement of the matches
+                shift = _median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2])
+                self._cxcywh[:, :2] += shift
+                self._camera += shift
+        # the final association leaves ambiguous pairs to the linking
+        pairs = self._match(self._cxcywh, det[high], gates, colours, margin=opts.ambiguity)
         tracks, dets = pairs[:, 0], high[pairs[:, 1]]
         free = self._in_last.copy()
         free[tracks] = False
@@ -124,24 +150,31 @@ class ByteTracker:
         if not keep.all():
             self._ids, self._cxcywh, self._velocity = self._ids[keep], self._cxcywh[keep], self._velocity[keep]
             self._seen, self._in_last, self._kit = self._seen[keep], self._in_last[keep], self._kit[keep]
-        self._velocity[~self._in_last] *= 0.9  # an unseen track's motion fades: people stop, turn
+        self._velocity[~self._in_last] *= 0.5 ** (dt / 1.0)  # an unseen track's motion fades: people stop, turn
         return ids
 
     def _match(
-        self, tracks: np.ndarray, dets: np.ndarray, gates: np.ndarray, colours: np.ndarray, min_iou: float = 0.0
+        self,
+        tracks: np.ndarray,
+        dets: np.ndarray,
+        gates: np.ndarray,
+        colours: np.ndarray,
+        min_iou: float = 0.0,
+        margin: float = 0.0,
     ) -> np.ndarray:
         opts = self.options
         appearance = np.where(colours > opts.kit_gate, np.inf, colours * opts.kit_weight)
         if len(tracks) == len(self._in_last):  # all tracks (the low-score pass gives only those in the last frame)
             appearance = appearance + np.where(self._in_last, 0.0, opts.lost_cost)[:, None]
-        return _match(tracks, dets, gates, appearance, min_iou)
+        return _match(tracks, dets, gates, appearance, min_iou, margin)
 
     def _follow(self, rows: np.ndarray, cxcywh: np.ndarray, boxes: np.ndarray, t: float, kits: np.ndarray) -> None:
         """Move the tracks at `rows` to their matched boxes."""
         elapsed = t - self._seen[rows]
         seen_before = elapsed > 0  # an alpha-beta filter: the velocity moves towards what the prediction missed by
         miss = cxcywh[:, :2] - self._cxcywh[rows, :2]
-        step = self.options.velocity_smoothing * miss / np.maximum(elapsed, 1e-6)[:, None]
+        gain = 1 - (1 - self.options.velocity_smoothing) ** (elapsed / 0.1)  # 0.3 at 10 fps, 0.4 at 7 fps
+        step = gain[:, None] * miss / np.maximum(elapsed, 1e-6)[:, None]
         self._velocity[rows] += np.where(seen_before[:, None], step, 0.0).astype(np.float32)
         self._cxcywh[rows] = cxcywh
         self._seen[rows] = t
@@ -150,6 +183,13 @@ class ByteTracker:
         self._kit[rows] = np.where(sampled[:, None], blend, self._kit[rows])
         for row, box in zip(rows.tolist(), boxes, strict=True):
             record = self.tracklets[int(self._ids[row])]
+            record.last_camera = self._camera.copy()
+            if record.first_velocity is None:  # a young track: its displacement since it started, in the scene
+                moved = (box - record.first_box)[:2] + (box - record.first_box)[2:]
+                velocity = (moved / 2 - (record.last_camera - record.first_camera)) / (t - record.first_t)
+                self._velocity[row] = velocity  # (a velocity filter started from zero lags for many frames)
+                if t - record.first_t >= FIRST_VELOCITY_S:
+                    record.first_velocity = velocity
             record.last_t, record.last_box, record.velocity = t, box, self._velocity[row].copy()
             record.frames += 1
 
@@ -161,7 +201,8 @@ class ByteTracker:
         self._velocity = np.vstack([self._velocity, np.zeros((1, 2), np.float32)])
         self._seen = np.append(self._seen, t)
         self._kit = np.vstack([self._kit, kit[None]])
-        self.tracklets[track_id] = Tracklet(track_id, t, t, box, box)
+        camera = self._camera.copy()
+        self.tracklets[track_id] = Tracklet(track_id, t, t, box, box, first_camera=camera, last_camera=camera)
         return track_id
 
 
@@ -197,10 +238,16 @@ def _to_xyxy(cxcywh: np.ndarray) -> np.ndarray:
 
 
 def _match(
-    tracks: np.ndarray, dets: np.ndarray, gates: np.ndarray, appearance: np.ndarray, min_iou: float = 0.0
+    tracks: np.ndarray,
+    dets: np.ndarray,
+    gates: np.ndarray,
+    appearance: np.ndarray,
+    min_iou: float = 0.0,
+    margin: float = 0.0,
 ) -> np.ndarray:
     """(k, 2) pairs of (track row, det row), greedy on cost = centre distance in box heights - IoU + `appearance`
-    (inf: never): within each track's gate, of similar height, and overlapping at least `min_iou`."""
+    (inf: never): within each track's gate, of similar height, and overlapping at least `min_iou`. With a `margin`,
+    a pair is left out when another choice costs less than `margin` more (see `_ambiguous`)."""
     if not len(tracks) or not len(dets):
         return np.zeros((0, 2), int)
     heights = (tracks[:, None, 3] + dets[None, :, 3]) / 2
@@ -221,4 +268,24 @@ def _match(
             pairs.append((r, c))
             used_rows.add(r)
             used_columns.add(c)
-    return np.array(pairs, int).reshape(-1, 2)
+    matched = np.array(pairs, int).reshape(-1, 2)
+    if margin > 0 and len(matched):
+        matched = matched[~_ambiguous(cost.reshape(len(tracks), columns), matched, margin)]
+    return matched
+
+
+def _ambiguous(cost: np.ndarray, pairs: np.ndarray, margin: float) -> np.ndarray:
+    """Which pairs another assignment explains almost as well: a track left unmatched could take the box for less
+    than `margin` more, or two pairs swapped cost less than `margin` more in all. Two people in the same kit
+    crossing or overtaking at a low frame rate look like that; guessing there swaps identities for good, while
+    leaving both tracks and starting new ones lets the offline linking decide with the whole tracklets in view."""
+    rows, columns = pairs[:, 0], pairs[:, 1]
+    own = cost[rows, columns]
+    unmatched = np.ones(len(cost), bool)
+    unmatched[rows] = False
+    rival = cost[unmatched][:, columns].min(axis=0, initial=np.inf) if unmatched.any() else np.full(len(own), np.inf)
+    ambiguous = rival < own + margin
+    swapped = cost[np.ix_(rows, columns)]  # [i, j]: track of pair i on the box of pair j
+    close = swapped + swapped.T < own[:, None] + own[None, :] + margin
+    np.fill_diagonal(close, False)
+    return ambiguous | close.any(axis=1)

@@ -20,7 +20,8 @@ MIN_FRAMES = 3  # a track seen in fewer frames is not confirmed: its boxes carry
 LINK_MAX_GAP_S = 8.0  # the longest absence that linking bridges
 LINK_GATE = 1.0  # the largest centre distance, in box heights, at the moment B starts...
 LINK_GATE_PER_S = 0.6  # ...widening by this per second of absence
-LINK_AHEAD_S = 0.5  # how far A's last velocity is followed into the gap
+LINK_AHEAD_S = 0.5  # how far A's last velocity is followed into the gap (and B's first one back)
+LINK_TURN_S = 0.2  # cost of B starting at another velocity than A ended with: box heights per (box height per s)
 KIT_GATE = 14.0  # the largest kit colour distance (Lab, lightness half) between linked tracklets
 MAX_KIT_SAMPLES = 64  # per track: enough for a stable median, bounded memory on long videos
 
@@ -37,6 +38,7 @@ class Segment:
     velocity: np.ndarray
     frames: int
     kit: np.ndarray | None  # voted kit colour (KIT_DIMENSIONS,), None when never sampled
+    first_velocity: np.ndarray | None = None  # velocity over the segment's first moments, when known
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,13 @@ def link_cost(a: Segment, b: Segment) -> float:
     ha, hb = a.last_box[3] - a.last_box[1], b.first_box[3] - b.first_box[1]
     if not 0.6 < hb / max(ha, 1e-6) < 1 / 0.6:
         return float("inf")
-    expected = _centre(a.last_box) + a.velocity * min(gap, LINK_AHEAD_S)
-    distance = float(np.linalg.norm(_centre(b.first_box) - expected)) / max((ha + hb) / 2, 1e-6)
+    ahead = min(gap, LINK_AHEAD_S)
+    height = max((ha + hb) / 2, 1e-6)
+    distance = float(np.linalg.norm(_centre(b.first_box) - _centre(a.last_box) - a.velocity * ahead)) / height
+    if b.first_velocity is not None:  # B followed back in time should meet A too, and move as A did
+        back = float(np.linalg.norm(_centre(a.last_box) - _centre(b.first_box) + b.first_velocity * ahead)) / height
+        turn = float(np.linalg.norm(b.first_velocity - a.velocity)) / height * LINK_TURN_S
+        distance = (distance + back) / 2 + turn
     kit = 0.0 if a.kit is None or b.kit is None else float(kit_distance(a.kit[None], b.kit[None])[0, 0])
     if distance > LINK_GATE + LINK_GATE_PER_S * gap or kit > KIT_GATE:
         return float("inf")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from detector.boxes import intersections, ios
+from detector.camera import CameraMotion
 from detector.detections import Detections
 from detector.kits import kit_samples, torso_regions
 from detector.tracking import DUPLICATE_IOS, ByteTracker, TrackerOptions
@@ -25,6 +26,7 @@ class VideoTracks:
         self.teams = teams
         self.tracker = ByteTracker(TrackerOptions(high=threshold, aspect=aspect))
         self.kits = KitVotes()
+        self.camera = CameraMotion(aspect)
         # CPU time spent tracking, for `bench`: this thread's own (wall time would also count the waits for the GIL
         # while the inference threads run their numpy parts)
         self.seconds = 0.0
@@ -47,7 +49,7 @@ class VideoTracks:
         kits = None
         if image is not None and len(people):
             kits = kit_samples(image, torso_regions(people.boxes, others.boxes, owner))
-        ids = self.tracker.update(people.boxes, people.scores, t, kits)
+        ids = self.tracker.update(people.boxes, people.scores, t, kits, self.camera.shift(image, people.boxes))
         faces = others.with_tracks(np.where(owner >= 0, ids[owner], -1) if len(ids) else owner)
         if kits is not None:
             records = self.tracker.tracklets
@@ -59,8 +61,18 @@ class VideoTracks:
     def resolve(self) -> tuple[Resolution, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]]:
         """The video's tracks, and the rewrite of each frame's detections that gives them their final ids."""
         started = time.thread_time()
-        segments = [
-            Segment(r.id, r.first_t, r.last_t, r.first_box, r.last_box, r.velocity, r.frames, self.kits.vote([r.id]))
+        segments = [  # boxes in the scene's frame: less how far the camera had moved
+            Segment(
+                r.id,
+                r.first_t,
+                r.last_t,
+                r.first_box - np.tile(r.first_camera, 2),
+                r.last_box - np.tile(r.last_camera, 2),
+                r.velocity,
+                r.frames,
+                self.kits.vote([r.id]),
+                r.first_velocity,
+            )
             for r in self.tracker.tracklets.values()
         ]
         resolution = resolve(segments, self.kits.vote, self.teams)

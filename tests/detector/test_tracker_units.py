@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
+from detector.camera import CameraMotion
 from detector.kits import OFFICIAL, assign_teams, kit_distance
 from detector.tracking import ByteTracker
 from detector.tracks import Segment, link
@@ -71,3 +73,44 @@ def test_teams_by_colour_and_officials_by_stripes() -> None:
     assert labels[1] == labels[3] == labels[6] == "A"  # the larger group is A
     assert labels[2] == labels[5] == "B"
     assert np.isinf(kit_distance(np.array([RED]), np.array([STRIPES]))).all()
+
+
+def test_camera_motion_is_measured_on_the_background_not_the_people() -> None:
+    """A textured picture pans 6 px right to left while a 'person' (a bright block, blanked out by its box) walks
+    the other way: the measured shift is the picture's."""
+    rng = np.random.default_rng(0)
+    field = cv2.GaussianBlur(rng.integers(0, 255, (180, 700, 3), np.uint8), (0, 0), 2)
+    camera = CameraMotion(aspect=320 / 180)
+    shifts = []
+    for frame in range(4):
+        image = np.ascontiguousarray(field[:, 6 * frame : 6 * frame + 320])
+        x = 100 + 20 * frame
+        image[60:160, x : x + 40] = 255
+        shifts.append(camera.shift(image, np.array([[x / 320, 60 / 180, (x + 40) / 320, 160 / 180]])))
+    assert shifts[0] is None  # nothing to compare the first frame with
+    for shift in shifts[1:]:
+        assert shift is not None
+        assert abs(shift[0] * 180 + 6) < 1.5 and abs(shift[1] * 180) < 1.5  # frame heights: 6 px of 180 to the left
+
+
+def test_an_ambiguous_match_starts_a_new_tracklet_instead_of_guessing() -> None:
+    """Two people in one kit: a box that either of two tracks explains about as well continues neither."""
+    tracker = ByteTracker()
+    two = np.array([_box(0.30, 0.3), _box(0.40, 0.3)])
+    assert tracker.update(two, np.full(2, 0.9), 0.0, camera=np.zeros(2)).tolist() == [1, 2]
+    # one box, half way between both (the other person hidden): either could be it
+    ids = tracker.update(np.array([_box(0.35, 0.3)]), np.full(1, 0.9), 0.1, camera=np.zeros(2))
+    assert ids.tolist() == [3]
+
+
+def test_linking_follows_both_ends_motion() -> None:
+    """A ends moving right; two tracklets start just after, next to where A was: the one moving on to the right
+    continues A, not the one walking back to the left."""
+    a = Segment(1, 0.0, 2.0, np.array(_box(0.5, 0.3)), np.array(_box(0.5, 0.3)), np.array([0.3, 0.0]), 20, None)
+    back = Segment(
+        2, 2.15, 4.0, np.array(_box(0.53, 0.3)), np.array(_box(0.1, 0.3)), np.zeros(2), 20, None, np.array([-0.3, 0.0])
+    )
+    on = Segment(
+        3, 2.15, 4.0, np.array(_box(0.56, 0.3)), np.array(_box(0.9, 0.3)), np.zeros(2), 20, None, np.array([0.3, 0.0])
+    )
+    assert link([a, back, on]) == {1: 1, 2: 2, 3: 1}

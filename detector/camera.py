@@ -1,0 +1,56 @@
+"""The camera's motion between analyzed frames, measured on the picture (not on the people boxes).
+
+Why: a broadcast camera pans and a tracker that predicts people in image coordinates loses them all at once when it
+does; estimating the pan from the matched boxes (their median displacement) needs several people matched first, and a
+wrong first association (two people crossing, a missed box) then moves every track. The background (pitch, stands)
+says how the picture moved whatever the people do, as BoT-SORT's camera-motion compensation does: here by phase
+correlation of two small grey images (a global translation; zoom and rotation are left to the tracker's gates).
+Cheap: the frame is subsampled by striding to about `WIDTH` pixels, no resize.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+WIDTH = 128  # pixels across the grey image that is correlated (at most)
+MAX_SHIFT = 0.25  # frame heights: a larger jump between analyzed frames is taken for a wrong peak (or a cut)
+MIN_RESPONSE = 0.05  # a weaker peak (no texture, a cut to another shot) measures nothing
+
+
+class CameraMotion:
+    """`shift(image)` per analyzed frame in order: how far the picture moved since the previous one, as (dx, dy) in
+    frame heights (x scaled by `aspect`, the frame's width / height, as the tracker measures), or None when it
+    cannot be told (first frame, another image size, a featureless or cut picture)."""
+
+    def __init__(self, aspect: float) -> None:
+        self.aspect = aspect
+        self._previous: np.ndarray | None = None
+        self._window: np.ndarray | None = None
+
+    def shift(self, image: np.ndarray | None, people: np.ndarray | None = None) -> np.ndarray | None:
+        """`people` (normalized xyxy) are blanked out first: people move on their own, the camera's motion is the
+        background's."""
+        if image is None:
+            self._previous = None
+            return None
+        stride = -(-image.shape[1] // WIDTH)
+        grey = image[::stride, ::stride, 1].astype(np.float32)  # green: most of the brightness, a tenth the cost
+        grey = grey[: len(grey) // 8 * 8, : grey.shape[1] // 8 * 8]  # sizes the FFT does fast
+        if people is not None and len(people):
+            height, width = grey.shape
+            fill = float(grey.mean())
+            pixels = np.round(people * np.array([width, height, width, height], np.float32)).astype(int)
+            for x0, y0, x1, y1 in np.clip(pixels, 0, [width, height, width, height]).tolist():
+                grey[y0:y1, x0:x1] = fill
+        previous, self._previous = self._previous, grey
+        if previous is None or previous.shape != grey.shape:
+            return None
+        if self._window is None or self._window.shape != grey.shape:
+            self._window = cv2.createHanningWindow((grey.shape[1], grey.shape[0]), cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(previous, grey, self._window)
+        if response < MIN_RESPONSE:
+            return None
+        height, width = grey.shape
+        moved = np.array([dx / width * self.aspect, dy / height], np.float32)
+        return moved if np.hypot(*moved) <= MAX_SHIFT else None

@@ -1,0 +1,157 @@
+"""Tracking replayed on cached detections: iterate on the tracker, linking and teams in seconds, not minutes.
+
+`record` runs `detect` once on a generated match scene (`detector.sample_match`) and keeps what the tracker was given
+(each frame's people and faces before tracking, with their scores); `replay` feeds the same detections and the same
+decoded frames (kit colours) to the current `VideoTracks`, in one pass and in chunks stitched as `results` does, and
+scores both against the truth. The pipeline's chunks are cut at the same frame indices, but each chunk's detections
+are the single pass's (the real pipeline runs detect on each chunk: `make eval-tracking` measures that).
+
+    python -m devtools.tracking_replay --cache /tmp/replay --scene pan:1 --scene pan:2 --scene fixed:0
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pickle
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+import detector.analyzer as analyzer_module
+from cli.local.clips import with_keyframes
+from detector.analyzer import AnalyzeOptions, VideoAnalyzer
+from detector.detections import Detections
+from detector.output import FrameDetections, frame_json, read_detections
+from detector.sample_match import MatchSpec, write_match
+from detector.sampling import Sampler
+from detector.sources import decode, probe
+from detector.stitch import stitch
+from detector.video_tracks import VideoTracks
+from devtools.tracking_metrics import TrackingScore, score_tracking
+
+KINDS = {
+    "fixed": MatchSpec(seconds=30.0, fps=10.0),
+    "pan": MatchSpec(seconds=30.0, fps=7.0, pan=0.15),
+}
+
+
+def scene_spec(name: str) -> MatchSpec:
+    """`kind:seed`, e.g. `pan:1` (the pan scene of `make eval-tracking`) or `fixed:0`."""
+    kind, _, seed = name.partition(":")
+    return dataclasses.replace(KINDS[kind], seed=int(seed or 0))
+
+
+class _Recording(VideoTracks):
+    frames: ClassVar[list[tuple[Detections, float]]] = []
+
+    def step(self, detections: Detections, t: float, image: np.ndarray | None) -> Detections:
+        _Recording.frames.append((detections, t))
+        return super().step(detections, t, image)
+
+
+def record(spec: MatchSpec, work: Path, analyzer: VideoAnalyzer) -> Path:
+    """Write the scene's clip, truth and the detections the tracker is given to `work`; returns the cache file."""
+    cache = work / "detections.pkl"
+    if cache.exists():
+        return cache
+    work.mkdir(parents=True, exist_ok=True)
+    raw, clip = work / "raw.mp4", work / "clip.mp4"
+    truth = write_match(raw, spec)
+    with_keyframes(raw, clip, spec.fps, 1.0)
+    _Recording.frames = []
+    analyzer_module.VideoTracks = _Recording  # type: ignore[misc]
+    try:
+        analyzer.run([clip], work / "single.json")
+    finally:
+        analyzer_module.VideoTracks = VideoTracks  # type: ignore[misc]
+    cache.write_bytes(pickle.dumps({"frames": _Recording.frames, "truth": str(truth), "fps": spec.fps}))
+    return cache
+
+
+def _track(
+    frames: list[tuple[int, Detections, float, np.ndarray]], threshold: float, aspect: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
+    """Frames (schema form) and the tracks table of one tracked pass, and the CPU seconds tracking took."""
+    tracks = VideoTracks(threshold, 2, aspect)
+    out = []
+    for index, dets, t, image in frames:
+        tracked = tracks.step_batch([(dets, t, image)])[0]
+        out.append(frame_json(FrameDetections(index, t, tracked, None)))
+    resolution, relabel = tracks.resolve()
+    for frame in out:
+        frame["detections"] = relabel(frame["detections"])
+    return out, [t.to_json() for t in resolution.tracks], tracks.seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class Replayed:
+    single: TrackingScore
+    pipeline: TrackingScore
+    seconds: float
+    frames: int
+
+
+def replay(work: Path, chunk_seconds: float, threshold: float = 0.5) -> Replayed:
+    data = pickle.loads((work / "detections.pkl").read_bytes())
+    truth = read_detections(Path(data["truth"]))
+    source = probe(work / "clip.mp4")
+    aspect = source.width / source.height
+    decoded = [(f.index, f.rgb()) for f in decode(source, Sampler())]
+    frames = [
+        (index, dets, t, rgb) for (index, rgb), (dets, t) in zip(decoded, data["frames"], strict=True)
+    ]  # fmt: skip
+    single, _, seconds = _track(frames, threshold, aspect)
+    single_score = score_tracking({"frames": single}, truth)
+    per_chunk = max(1, round(chunk_seconds * data["fps"]))
+    starts = list(range(0, len(frames), per_chunk))
+    merged: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    renumbered = 0
+    for start in starts:
+        chunk = frames[start : start + per_chunk]
+        offset = chunk[0][2]
+        local = [(i - start, d, t - offset, rgb) for i, d, t, rgb in chunk]
+        out, table, _ = _track(local, threshold, aspect)
+        rows += [{**row, "id": renumbered + int(row["id"])} for row in table]
+        for frame in out:
+            dets = [{**d, "track": renumbered + int(d["track"])} if "track" in d else d for d in frame["detections"]]
+            merged.append({"index": start + frame["index"], "t": round(offset + frame["t"], 6), "detections": dets})
+        renumbered += max((int(row["id"]) for row in table), default=0)
+    stitch(merged, rows, 2, aspect)
+    pipeline_score = score_tracking({"frames": merged}, truth, starts[1:])
+    return Replayed(single_score, pipeline_score, seconds, len(frames))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--cache", type=Path, required=True, help="where scenes and their detections are kept")
+    parser.add_argument("--scene", action="append", help="kind:seed (kinds: fixed, pan); default pan:1 and fixed:0")
+    parser.add_argument("--chunk-seconds", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    names = args.scene or ["fixed:0", "pan:1"]
+    analyzer: VideoAnalyzer | None = None
+    worst = 1.0
+    border = 0
+    for name in names:
+        work = args.cache / name.replace(":", "-")
+        if not (work / "detections.pkl").exists():
+            analyzer = analyzer or VideoAnalyzer(AnalyzeOptions())
+            started = time.perf_counter()
+            record(scene_spec(name), work, analyzer)
+            print(f"{name}: recorded in {time.perf_counter() - started:.0f} s")
+        r = replay(work, args.chunk_seconds)
+        s, p = r.single, r.pipeline
+        worst = min(worst, s.idf1)
+        border += p.border_switches
+        print(f"{name}: IDF1 {s.idf1:.3f}, switches {s.id_switches}, recall {s.recall:.3f}, precision "
+              f"{s.precision:.3f}, teams {s.team_accuracy:.3f}, tracks {s.track_ids}/{s.truth_ids}; chunked IDF1 "
+              f"{p.idf1:.3f}, switches {p.id_switches} ({p.border_switches} at borders), teams {p.team_accuracy:.3f}; "
+              f"tracking {1000 * r.seconds / r.frames:.2f} ms/frame")  # fmt: skip
+    print(f"worst IDF1 {worst:.3f}, border switches {border}")
+
+
+if __name__ == "__main__":
+    main()
