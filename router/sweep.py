@@ -26,7 +26,7 @@ from typing import Any
 from batch_jobs import schema
 from batch_jobs.errors import PipelineError
 from batch_jobs.lifecycle import JOB_ACTIVE, JOB_FAILED, JOB_FINISHED, Next, next_step, outcome
-from batch_jobs.pipeline import PER_VIDEO, step_index
+from batch_jobs.pipeline import PER_VIDEO, chunk_steps, step_index
 from batch_jobs.schema import ChunkItem
 from batch_jobs.store import SUBMIT_LEASE_SECONDS, Lease
 from router.core import Router
@@ -162,10 +162,10 @@ def _end_lost_jobs(router: Router, watched: dict[str, ChunkItem], report: SweepR
 
 
 def _terminate_orphans(router: Router, before: datetime, budget: Budget, report: SweepReport) -> None:
-    """End the queued or running chunk-step jobs that their chunk does not own: a router that died between SubmitJob
-    and recording the id, while ListJobs lagged, left a job that a replay submitted again. It would be fenced out when
-    it starts, but it holds a place in the queue (and a GPU) until then. Jobs younger than the grace may still be
-    recorded by the router that submitted them."""
+    """End the queued or running jobs that their chunk (or video, for a per-video step) does not own: a router that
+    died between SubmitJob and recording the id, while ListJobs lagged, left a job that a replay submitted again. It
+    would be fenced out when it starts, but it holds a place in the queue (and a GPU) until then. Jobs younger than
+    the grace may still be recorded by the router that submitted them."""
     cutoff = before.timestamp() * 1000
     pipeline = router.config.pipeline
     for queue in dict.fromkeys(router.config.job_queues.values()):
@@ -177,8 +177,8 @@ def _terminate_orphans(router: Router, before: datetime, budget: Budget, report:
                 continue
             try:
                 pos = step_index(pipeline, job.step or "")
-                if pos == 0 or pipeline[pos].per == PER_VIDEO:
-                    continue  # fenced on its video item when it starts, and the video's own repair watches it
+                if pos == 0:
+                    continue  # an S3 split job is fenced on its video item, and the video's own repair watches it
                 owner = _owner(router, job.video_id, job.chunk, pos, job.attempt)
                 if owner != job.job_id:
                     reason = f"orphan: step {job.step} of chunk {job.chunk} (attempt {job.attempt}) is owned by {owner}"
@@ -190,11 +190,16 @@ def _terminate_orphans(router: Router, before: datetime, budget: Budget, report:
 
 
 def _owner(router: Router, video_id: str, index: int, pos: int, attempt: int | None) -> str | None:
-    """The job id the chunk records for this step and attempt, or a word for why none does."""
+    """The job id the chunk (or, for a per-video step, the video) records for this step and attempt, or a word for
+    why none does."""
+    pipeline = router.config.pipeline
     try:
-        chunk = router.store.get_chunk(video_id, index)
+        if pipeline[pos].per == PER_VIDEO:
+            steps, pos = router.store.get_video(video_id).steps, pos - len(chunk_steps(pipeline))
+        else:
+            steps = router.store.get_chunk(video_id, index).steps
     except PipelineError:
-        return "no chunk item"
-    if pos >= len(chunk.steps) or chunk.steps[pos].attempt != attempt:
+        return "no item"
+    if pos >= len(steps) or steps[pos].attempt != attempt:
         return "another attempt"
-    return chunk.steps[pos].job_id or f"no job ({chunk.steps[pos].state})"
+    return steps[pos].job_id or f"no job ({steps[pos].state})"
