@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,9 @@ from local_env import (
     wait_until,
 )
 
-from batch_jobs.config import StackConfig, load_config
+from batch_jobs.batch import BatchClient
+from batch_jobs.config import load_config
+from batch_jobs.stack import Stack
 from batch_jobs.store import Store
 from batch_jobs.submit import submit_file
 from cli.local.clips import sample_with_keyframes
@@ -33,22 +34,15 @@ from cli.local.files import read_json
 from detector.sample import SampleSpec
 
 
-@dataclass
-class Client:
-    """What `derby-batch submit` holds against a stack: its config, its table and its bucket."""
-
-    config: StackConfig
-    store: Store
-    s3: Any
-
-
-def open_local(endpoint: str) -> Client:
+def open_local(endpoint: str) -> Stack:
+    """What `derby-batch submit` holds against the running local stack."""
     session = boto3.Session(
         aws_access_key_id="local-test-key", aws_secret_access_key="local-test-secret", region_name="us-east-1"
     )
     config = load_config(session.client("ssm", endpoint_url=endpoint), "local")
     store = Store(session.client("dynamodb", endpoint_url=endpoint), config.table)
-    return Client(config, store, session.client("s3", endpoint_url=endpoint))
+    batch = BatchClient(session.client("batch", endpoint_url=endpoint))
+    return Stack(config, store, batch, session.client("s3", endpoint_url=endpoint), None)
 
 
 def ledger(local: LocalEnv) -> list[dict[str, Any]]:
