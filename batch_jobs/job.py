@@ -27,7 +27,7 @@ from batch_jobs.merge import merge_chunk_results, read_json
 from batch_jobs.pipeline import PER_VIDEO, chunk_steps, step_index
 from batch_jobs.schema import ChunkItem, ResultRef, VideoItem
 from batch_jobs.stack import Stack
-from batch_jobs.store import Conflict, Lease, Store
+from batch_jobs.store import Conflict, Store
 from batch_jobs.submit import split_s3_source
 
 JOB_ID_ENV = "AWS_BATCH_JOB_ID"
@@ -143,14 +143,9 @@ class Job:
             control.cancel(self._stack(config, store), video_id)
             print(f"video {video_id} was cancelled while splitting; its chunks are cancelled", file=sys.stderr)
             return EXIT_FAILED
-        # chunks that finished before the video was running
-        control.advance(
-            store,
-            BatchClient(self.session.client("batch")),
-            config,
-            VideoItem.from_item(finished),
-            Lease.fresh("split"),
-        )
+        # Chunks that finished before the video was running. A claim of the per-video step made here is submitted
+        # by the sweep once its grace is over: the job's role may not submit jobs.
+        control.settle(store, VideoItem.from_item(finished), config.pipeline)
         print(f"done: split {video_id} into {fields['chunk_count']} chunks")
         return 0
 
