@@ -6,14 +6,14 @@ import numpy as np
 
 
 def areas(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    return np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
 
 
 def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) intersection areas."""
     top_left = np.maximum(a[:, None, :2], b[None, :, :2])
     bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    size = np.clip(bottom_right - top_left, 0, None)
+    size = np.maximum(bottom_right - top_left, 0)
     return size[..., 0] * size[..., 1]
 
 

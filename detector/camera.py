@@ -39,9 +39,10 @@ class CameraMotion:
         grey = grey[: len(grey) // 8 * 8, : grey.shape[1] // 8 * 8]  # sizes the FFT does fast
         if people is not None and len(people):
             height, width = grey.shape
-            fill = float(grey.mean())
-            pixels = np.round(people * np.array([width, height, width, height], np.float32)).astype(int)
-            for x0, y0, x1, y1 in np.clip(pixels, 0, [width, height, width, height]).tolist():
+            size = np.array([width, height, width, height])
+            fill = float(grey.sum()) / grey.size  # the mean (`mean` costs three times as much, on every frame)
+            pixels = np.round(people * size.astype(np.float32)).astype(int)
+            for x0, y0, x1, y1 in np.minimum(np.maximum(pixels, 0), size).tolist():
                 grey[y0:y1, x0:x1] = fill
         previous, self._previous = self._previous, grey
         if previous is None or previous.shape != grey.shape:

@@ -17,6 +17,8 @@ GRID = 8  # pixels sampled per region: GRID x GRID
 OFFICIAL_STRIPES = 0.12  # a kit with at least this share of both near-black and near-white pixels is an official's
 OFFICIAL = "official"
 KIT_DIMENSIONS = 4  # L, a, b means and the stripe share
+_TORSO = np.array(TORSO, np.float32)
+_LAB_WEIGHTS = np.array([0.5, 1.0, 1.0], np.float32)  # lightness counts half: shade varies
 
 
 def team_name(index: int) -> str:
@@ -28,16 +30,8 @@ def torso_regions(people: np.ndarray, faces: np.ndarray, owner: np.ndarray) -> n
     """(n, 4) normalized regions to sample each person's kit from: below their face when one was found in the box
     (`owner[j]` is the person row of face j, -1 none; works for a whole body and a bust alike), else the TORSO share
     of the box (a standing player's chest)."""
-    w, h = people[:, 2] - people[:, 0], people[:, 3] - people[:, 1]
-    regions = np.stack(
-        [
-            people[:, 0] + TORSO[0] * w,
-            people[:, 1] + TORSO[1] * h,
-            people[:, 0] + TORSO[2] * w,
-            people[:, 1] + TORSO[3] * h,
-        ],
-        axis=1,
-    )
+    size = people[:, 2:] - people[:, :2]
+    regions = people[:, [0, 1, 0, 1]] + np.tile(size, 2) * _TORSO
     held = owner >= 0
     if held.any():
         face, person = faces[held], people[owner[held]]
@@ -46,7 +40,7 @@ def torso_regions(people: np.ndarray, faces: np.ndarray, owner: np.ndarray) -> n
             [cx - FACE_WIDTHS * fw, face[:, 3] + 0.2 * fh, cx + FACE_WIDTHS * fw, face[:, 3] + FACE_HEIGHTS * fh],
             axis=1,
         )
-        regions[owner[held]] = np.clip(below, person[:, [0, 1, 0, 1]], person[:, [2, 3, 2, 3]])
+        regions[owner[held]] = np.minimum(np.maximum(below, person[:, [0, 1, 0, 1]]), person[:, [2, 3, 2, 3]])
     return regions
 
 
@@ -64,39 +58,44 @@ def kit_samples(rgb: np.ndarray, regions: np.ndarray) -> np.ndarray:
         return out
     at = (np.arange(GRID, dtype=np.float32) + 0.5) / GRID
     px = pixels[usable]
-    xs = np.clip((px[:, 0:1] + (px[:, 2:3] - px[:, 0:1]) * at).astype(int), 0, width - 1)
-    ys = np.clip((px[:, 1:2] + (px[:, 3:4] - px[:, 1:2]) * at).astype(int), 0, height - 1)
+    xs = np.minimum(np.maximum((px[:, 0:1] + (px[:, 2:3] - px[:, 0:1]) * at).astype(int), 0), width - 1)
+    ys = np.minimum(np.maximum((px[:, 1:2] + (px[:, 3:4] - px[:, 1:2]) * at).astype(int), 0), height - 1)
     lab = rgb_to_lab(rgb[ys[:, :, None], xs[:, None, :]].reshape(len(px), -1, 3))  # (k, GRID * GRID, 3)
     grey = np.hypot(lab[..., 1], lab[..., 2]) < 15
-    stripes = np.minimum((grey & (lab[..., 0] < 30)).mean(axis=1), (grey & (lab[..., 0] > 70)).mean(axis=1))
-    out[usable] = np.concatenate([lab.mean(axis=1), stripes[:, None]], axis=1)
+    # sums over GRID * GRID, not `mean`: the same figures without its Python wrapper (this runs on every frame)
+    dark, light = (grey & (lab[..., 0] < 30)).sum(axis=1), (grey & (lab[..., 0] > 70)).sum(axis=1)
+    out[usable, :3] = lab.sum(axis=1) / lab.shape[1]
+    out[usable, 3] = np.minimum(dark, light) / lab.shape[1]
     return out
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """CIE Lab (D65; L 0..100) of uint8 sRGB pixels (..., 3), in numpy: for a few hundred pixels, OpenCV's
     cvtColor costs more in thread-pool overhead than the conversion."""
-    c = rgb.astype(np.float32) / 255.0
-    linear = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
-    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
+    xyz = _LINEAR[rgb] @ _RGB_TO_XYZ.T / _WHITE
     f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
-    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+    return f @ _F_TO_LAB + _LAB_OFFSET  # L = 116 fy - 16, a = 500 (fx - fy), b = 200 (fy - fz)
 
 
 _RGB_TO_XYZ = np.array(
     [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]], np.float32
 )
 _WHITE = np.array([0.950456, 1.0, 1.088754], np.float32)
+_F_TO_LAB = np.array([[0.0, 500.0, 0.0], [116.0, -500.0, 200.0], [0.0, 0.0, -200.0]], np.float32)
+_LAB_OFFSET = np.array([-16.0, 0.0, 0.0], np.float32)
+_SRGB = np.arange(256, dtype=np.float32) / 255.0
+_LINEAR = np.where(_SRGB > 0.04045, ((_SRGB + 0.055) / 1.055) ** 2.4, _SRGB / 12.92)  # each uint8 value, linearised
 
 
 def kit_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) distances between kits (Lab, lightness counting half: shade varies); inf between an
     official's kit and a player's; 0 where either is unknown (NaN)."""
-    diff = (a[:, None, :3] - b[None, :, :3]) * np.array([0.5, 1.0, 1.0], np.float32)
-    distance = np.linalg.norm(diff, axis=2)
+    diff = (a[:, None, :3] - b[None, :, :3]) * _LAB_WEIGHTS
+    distance = np.sqrt((diff * diff).sum(axis=2))  # `linalg.norm`'s figure at half its cost (every frame, twice)
     official = (a[:, None, 3] >= OFFICIAL_STRIPES) != (b[None, :, 3] >= OFFICIAL_STRIPES)
-    distance = np.where(official, np.inf, distance)
-    return np.where(np.isnan(distance), 0.0, distance)
+    distance[official] = np.inf
+    distance[np.isnan(distance)] = 0.0
+    return distance
 
 
 def assign_teams(kits: dict[int, np.ndarray], teams: int) -> dict[int, str]:
@@ -111,7 +110,7 @@ def assign_teams(kits: dict[int, np.ndarray], teams: int) -> dict[int, str]:
     players = [i for i, o in zip(ids, official, strict=True) if not o]
     if not players:
         return labels
-    colour = kit[~official, :3] * np.array([0.5, 1.0, 1.0], np.float32)  # lightness counts half: shade varies
+    colour = kit[~official, :3] * _LAB_WEIGHTS
     groups = _kmeans(colour, min(teams, len(players)))
     sizes = np.bincount(groups, minlength=groups.max() + 1)
     order = sorted(range(len(sizes)), key=lambda g: (-sizes[g], players[int(np.flatnonzero(groups == g)[0])]))
