@@ -66,7 +66,7 @@ def detect(
         bool, typer.Option("--track/--no-track", help="Give people in a video track ids (images are never tracked).")
     ] = True,
     teams: Annotated[
-        int | None, typer.Option("--teams", help="Teams the tracked people form, besides officials [default: 2].")
+        int | None, typer.Option("--teams", help="Teams the tracked people form, besides officials (default 2).")
     ] = None,
     as_json: AsJson = False,
 ) -> None:

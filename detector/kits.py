@@ -1,7 +1,7 @@
 """Teams and officials from kit colour: a torso colour sample per person box, voted per track, clustered per video.
 
 No labelled data: a track's kit is the median of its samples (CIE Lab means of the torso region, and how striped it
-is); tracks whose torsos are both black and white in large parts are officials; the others are split into `teams`
+is); tracks whose torsos are striped black and white are officials; the others are split into `teams`
 groups by k-means on their kit colour. Limits (docs/detector.md): two teams in similar colours, a team in black and
 white, or heavy shadows confuse it; a goalkeeper in a third colour joins the nearer team.
 """
@@ -14,7 +14,11 @@ TORSO = (0.3, 0.2, 0.7, 0.5)  # a standing player's chest in their box: x0, y0, 
 FACE_WIDTHS = 0.9  # below a face, the kit is sampled this many face widths either side of its centre...
 FACE_HEIGHTS = 1.5  # ...down to this many face heights below its bottom
 GRID = 8  # pixels sampled per region: GRID x GRID
-OFFICIAL_STRIPES = 0.12  # a kit with at least this share of both near-black and near-white pixels is an official's
+# a kit with at least this share of both near-black and near-white pixels, alternating (STRIPE_CHANGES times or more)
+# along most (STRIPED_LINES) of its sampled rows or columns, is an official's
+OFFICIAL_STRIPES = 0.12
+STRIPE_CHANGES = 2
+STRIPED_LINES = 0.5
 OFFICIAL = "official"
 KIT_DIMENSIONS = 4  # L, a, b means and the stripe share
 _TORSO = np.array(TORSO, np.float32)
@@ -62,11 +66,24 @@ def kit_samples(rgb: np.ndarray, regions: np.ndarray) -> np.ndarray:
     ys = np.minimum(np.maximum((px[:, 1:2] + (px[:, 3:4] - px[:, 1:2]) * at).astype(int), 0), height - 1)
     lab = rgb_to_lab(rgb[ys[:, :, None], xs[:, None, :]].reshape(len(px), -1, 3))  # (k, GRID * GRID, 3)
     grey = np.hypot(lab[..., 1], lab[..., 2]) < 15
+    dark, light = grey & (lab[..., 0] < 30), grey & (lab[..., 0] > 70)
     # sums over GRID * GRID, not `mean`: the same figures without its Python wrapper (this runs on every frame)
-    dark, light = (grey & (lab[..., 0] < 30)).sum(axis=1), (grey & (lab[..., 0] > 70)).sum(axis=1)
     out[usable, :3] = lab.sum(axis=1) / lab.shape[1]
-    out[usable, 3] = np.minimum(dark, light) / lab.shape[1]
+    both = np.minimum(dark.sum(axis=1), light.sum(axis=1)) / lab.shape[1]
+    tone = (light.astype(np.int8) - dark.astype(np.int8)).reshape(len(px), GRID, GRID)  # 1 light, -1 dark, 0 other
+    striped = np.maximum(_alternating(tone), _alternating(tone.transpose(0, 2, 1))) >= STRIPED_LINES
+    out[usable, 3] = np.where(striped, both, 0.0)
     return out
+
+
+def _alternating(tone: np.ndarray) -> np.ndarray:
+    """(k,) the share of each region's grid rows (k, rows, columns) that go light-dark-light or dark-light-dark or
+    more: vertical stripes do in every row, a white shirt over dark shorts in none (and once per column), dark hair
+    or a shirt number in a few. Samples neither dark nor light (a blurred edge) take the tone before them."""
+    at = np.where(tone != 0, np.arange(tone.shape[2]), 0)
+    filled = np.take_along_axis(tone, np.maximum.accumulate(at, axis=2), axis=2)
+    changes = (filled[:, :, 1:] * filled[:, :, :-1] < 0).sum(axis=2)
+    return (changes >= STRIPE_CHANGES).sum(axis=1) / tone.shape[1]
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from detector.camera import CameraMotion
-from detector.kits import OFFICIAL, assign_teams, kit_distance
+from detector.kits import OFFICIAL, OFFICIAL_STRIPES, assign_teams, kit_distance, kit_samples
 from detector.tracking import ByteTracker
 from detector.tracks import Segment, link
 
@@ -73,6 +73,24 @@ def test_teams_by_colour_and_officials_by_stripes() -> None:
     assert labels[1] == labels[3] == labels[6] == "A"  # the larger group is A
     assert labels[2] == labels[5] == "B"
     assert np.isinf(kit_distance(np.array([RED]), np.array([STRIPES]))).all()
+
+
+def test_stripes_are_black_and_white_alternating_not_a_white_shirt_over_dark_shorts() -> None:
+    """The kit's stripe figure (its last column) is high for vertical stripes and horizontal hoops, but 0 for a kit
+    that is half near-white and half near-black in one block each (a white shirt over black shorts), which has as
+    much of both, and for a white shirt with a dark patch in a few rows (hair, a number)."""
+    white, black = np.full((80, 60, 3), 235, np.uint8), np.full((80, 60, 3), 20, np.uint8)
+    columns = (np.arange(60) // 5) % 2 == 0  # 12 stripes
+    stripes = np.where(columns[None, :, None], white, black)
+    hoops = np.where(((np.arange(80) // 6) % 2 == 0)[:, None, None], white, black)
+    shirt_over_shorts = np.concatenate([white[:40], black[40:]])
+    hair_over_shirt = white.copy()
+    hair_over_shirt[:30, 20:40] = 20  # dark hair (or a number) in the middle of a few rows: light-dark-light there
+    picture = np.concatenate([stripes, hoops, shirt_over_shorts, hair_over_shirt], axis=1)
+    regions = np.array([[i / 4, 0.0, (i + 1) / 4, 1.0] for i in range(4)], np.float32)
+    figure = kit_samples(picture, regions)[:, 3]
+    assert (figure[:2] >= OFFICIAL_STRIPES).all(), figure
+    assert (figure[2:] == 0).all(), figure
 
 
 def test_camera_motion_is_measured_on_the_background_not_the_people() -> None:
