@@ -70,8 +70,12 @@ def kit_samples(rgb: np.ndarray, regions: np.ndarray) -> np.ndarray:
     # sums over GRID * GRID, not `mean`: the same figures without its Python wrapper (this runs on every frame)
     out[usable, :3] = lab.sum(axis=1) / lab.shape[1]
     both = np.minimum(dark.sum(axis=1), light.sum(axis=1)) / lab.shape[1]
-    tone = (light.astype(np.int8) - dark.astype(np.int8)).reshape(len(px), GRID, GRID)  # 1 light, -1 dark, 0 other
-    striped = np.maximum(_alternating(tone), _alternating(tone.transpose(0, 2, 1))) >= STRIPED_LINES
+    striped = np.zeros(len(px), bool)
+    candidate = both >= OFFICIAL_STRIPES
+    if candidate.any():  # rows and columns (vertical stripes, hoops) in one call: this runs on every frame
+        tone = (light[candidate].astype(np.int8) - dark[candidate]).reshape(-1, GRID, GRID)  # 1 light, -1 dark
+        lines = _alternating(np.concatenate([tone, tone.transpose(0, 2, 1)]))
+        striped[candidate] = np.maximum(lines[: len(tone)], lines[len(tone) :]) >= STRIPED_LINES
     out[usable, 3] = np.where(striped, both, 0.0)
     return out
 

@@ -181,9 +181,10 @@ class ByteTracker:
         known, sampled = ~np.isnan(self._kit[rows, 0]), ~np.isnan(kits[:, 0])
         blend = np.where(known[:, None], 0.8 * self._kit[rows] + 0.2 * kits, kits)
         self._kit[rows] = np.where(sampled[:, None], blend, self._kit[rows])
-        for row, box in zip(rows.tolist(), boxes, strict=True):
-            record = self.tracklets[int(self._ids[row])]
-            record.last_camera = self._camera.copy()
+        camera = self._camera.copy()  # shared by this frame's records: never changed in place
+        for track_id, row, box in zip(self._ids[rows].tolist(), rows.tolist(), boxes, strict=True):
+            record = self.tracklets[track_id]
+            record.last_camera = camera
             if record.first_velocity is None:  # a young track: its displacement since it started, in the scene
                 moved = (box - record.first_box)[:2] + (box - record.first_box)[2:]
                 velocity = (moved / 2 - (record.last_camera - record.first_camera)) / (t - record.first_t)
@@ -290,7 +291,7 @@ def _ambiguous(cost: np.ndarray, pairs: np.ndarray, margin: float) -> np.ndarray
     unmatched[rows] = False
     rival = cost[unmatched][:, columns].min(axis=0, initial=np.inf) if unmatched.any() else np.full(len(own), np.inf)
     ambiguous = rival < own + margin
-    swapped = cost[np.ix_(rows, columns)]  # [i, j]: track of pair i on the box of pair j
+    swapped = cost[rows][:, columns]  # [i, j]: track of pair i on the box of pair j
     close = swapped + swapped.T < own[:, None] + own[None, :] + margin
     close[np.diag_indices(len(close))] = False
     return ambiguous | close.any(axis=1)

@@ -55,7 +55,8 @@ class VideoTracks:
             records = self.tracker.tracklets
             wanted = np.array([i >= 0 and self.kits.wants(int(i), records[int(i)].frames) for i in ids])
             self.kits.add(ids[wanted], kits[wanted])
-        people = people[ids >= 0].with_tracks(ids[ids >= 0])
+        tracked = ids >= 0
+        people = people[tracked].with_tracks(ids[tracked])
         return Detections.concat([people, faces]).sorted()
 
     def resolve(self) -> tuple[Resolution, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]]:
