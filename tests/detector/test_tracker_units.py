@@ -5,9 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from detector.boxes import iou
 from detector.camera import CameraMotion
 from detector.kits import OFFICIAL, OFFICIAL_STRIPES, assign_teams, kit_distance, kit_samples
-from detector.tracking import ByteTracker
+from detector.tracking import ByteTracker, _iou
 from detector.tracks import Segment, link
 
 RED, BLUE, STRIPES = [45.0, 50.0, 35.0, 0.0], [40.0, 15.0, -45.0, 0.0], [50.0, 0.0, 0.0, 0.3]
@@ -132,3 +133,21 @@ def test_linking_follows_both_ends_motion() -> None:
         3, 2.15, 4.0, np.array(_box(0.56, 0.3)), np.array(_box(0.9, 0.3)), np.zeros(2), 20, None, np.array([0.3, 0.0])
     )
     assert link([a, back, on]) == {1: 1, 2: 2, 3: 1}
+
+
+def test_the_trackers_iou_from_centres_is_the_iou_of_the_corners() -> None:
+    """The association's IoU works on centre-size boxes and the centre offsets it has already: the same figures as
+    `boxes.iou` on the corners, for boxes apart, touching, overlapping and nested."""
+    rng = np.random.default_rng(3)
+    tracks, dets = rng.uniform(0.05, 0.3, (40, 4)), rng.uniform(0.05, 0.3, (30, 4))
+    tracks[:, :2] += 0.3
+    dets[:, :2] += 0.3
+    dets[:5] = tracks[:5] * [1, 1, 0.5, 0.5]  # nested: same centre, half the size
+    offset = tracks[:, None, :2] - dets[None, :, :2]
+
+    def corners(cxcywh: np.ndarray) -> np.ndarray:
+        return np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], axis=1)
+
+    expected = iou(corners(tracks), corners(dets))
+    assert ((expected > 0) & (expected < 1)).sum() > 50 and (expected == 0).sum() > 50  # both kinds are exercised
+    np.testing.assert_allclose(_iou(tracks, dets, offset), expected, atol=1e-9)
