@@ -24,8 +24,9 @@ lint: $(STAMP)
 	cd playbooks && ../$(BIN)/ansible-playbook --syntax-check deploy.yml teardown.yml
 	cd playbooks && ../$(BIN)/ansible-lint --profile production --offline deploy.yml teardown.yml
 
+# One worker per core, a test file per worker: the playbook tests of one file build on each other's deploys.
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 test: lint unit
 

@@ -1,4 +1,4 @@
-"""Fixtures for the playbook tests: one moto server and one deployed stack per test session."""
+"""Fixtures for the playbook tests: one moto server and one deployed stack per test session (per xdist worker)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def recorder(moto: MotoServer) -> Recorder:
 
 @pytest.fixture(scope="session")
 def deployment(endpoint: str, recorder: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    """deploy.yml on an empty account, recorded. Every test in the session shares this stack.
+    """deploy.yml on an empty account, recorded. Every test in the session (the worker) shares this stack.
 
     The first run builds the router zip from the checkout; later runs deploy that same zip, so that edits to
     router/ or batch_jobs/ made while the tests run (others work in this checkout) do not count as changes.
