@@ -232,6 +232,12 @@ ROUTER_ZIP: dict[str, Any] = {}
 """Extra vars that make later runs reuse the zip the session's first deploy built (set by the fixture)."""
 
 
+def own_router_zip(directory: Path) -> dict[str, Any]:
+    """Extra vars for a run on a moto server of its own: it builds its router zip into `directory`, whatever the
+    session's runs use."""
+    return {"router_zip": str(directory / "router.zip"), "router_zip_build": True}
+
+
 def run_playbook(
     endpoint: str,
     playbook: str,

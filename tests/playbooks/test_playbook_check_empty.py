@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playbook_harness import STACK, MotoServer, Recorder, client, run_playbook, written
+from playbook_harness import STACK, MotoServer, Recorder, client, own_router_zip, run_playbook, written
 
 
 @pytest.fixture
@@ -24,8 +24,7 @@ def test_check_on_an_empty_account_reports_the_whole_stack_without_writing(
 ) -> None:
     recorder = Recorder(empty_account)
     recorder.start()
-    own_zip = {"router_zip": str(tmp_path / "router.zip"), "router_zip_build": True}  # whatever ran before
-    run = run_playbook(empty_account.url, "deploy.yml", own_zip, check=True)
+    run = run_playbook(empty_account.url, "deploy.yml", own_router_zip(tmp_path), check=True)
     requests = recorder.stop()
     assert run.returncode == 0, run.output
     assert run.stats["failures"] == 0

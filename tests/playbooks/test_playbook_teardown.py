@@ -1,10 +1,12 @@
-"""teardown.yml against the stack deployed by the session: everything goes but the data, then the data too.
+"""teardown.yml against a deployed stack: everything goes but the data, then the data too.
 
-Runs after test_playbook_stack.py (file order); run alone, the `deployment` fixture deploys the stack first.
+The stack is this module's own, on a moto server of its own: a parallel run (pytest-xdist) may give the session's
+shared stack to other playbook tests on this worker after this file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,12 +14,13 @@ from botocore.exceptions import ClientError
 from playbook_harness import (
     REGION,
     STACK,
-    Deployment,
+    MotoServer,
     PlaybookRun,
     Recorder,
     Request,
     batch_operation,
     client,
+    own_router_zip,
     run_playbook,
 )
 
@@ -89,8 +92,27 @@ def leftovers(endpoint: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def teardown(endpoint: str, deployment: Deployment, recorder: Recorder) -> tuple[PlaybookRun, list[Request]]:
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A moto server with the stack deployed, for this module alone."""
+    workdir = tmp_path_factory.mktemp("teardown")
+    server = MotoServer(workdir)
+    try:
+        run = run_playbook(server.url, "deploy.yml", own_router_zip(workdir))
+        assert run.returncode == 0, run.output
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def endpoint(deployed: MotoServer) -> str:
+    return deployed.url
+
+
+@pytest.fixture(scope="module")
+def teardown(endpoint: str, deployed: MotoServer) -> tuple[PlaybookRun, list[Request]]:
     """teardown.yml on the whole deployed stack (and a job-history item), recorded."""
+    recorder = Recorder(deployed)
     client(endpoint, "dynamodb").put_item(TableName=f"{STACK}-items", Item=ITEM)
     before = leftovers(endpoint)
     assert all(before.values()), {k: v for k, v in before.items() if not v}
