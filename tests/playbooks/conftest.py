@@ -10,11 +10,8 @@ from playbook_harness import ROUTER_ZIP, Deployment, MotoServer, Recorder, run_p
 
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path_factory.mktemp("moto"))
-    try:
+    with MotoServer(tmp_path_factory.mktemp("moto")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """A moto server subprocess; `url` is its endpoint."""
+    """A moto server subprocess; `url` is its endpoint. As a context manager, stopped on the way out."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
@@ -93,6 +93,12 @@ class MotoServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def __enter__(self) -> MotoServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @dataclass(frozen=True)

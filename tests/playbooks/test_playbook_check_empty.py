@@ -12,11 +12,8 @@ from playbook_harness import STACK, MotoServer, Recorder, client, own_router_zip
 
 @pytest.fixture
 def empty_account(tmp_path: Path) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path)
-    try:
+    with MotoServer(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_check_on_an_empty_account_reports_the_whole_stack_without_writing(

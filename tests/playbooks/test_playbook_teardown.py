@@ -95,13 +95,10 @@ def leftovers(endpoint: str) -> dict[str, Any]:
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """A moto server with the stack deployed, for this module alone."""
     workdir = tmp_path_factory.mktemp("teardown")
-    server = MotoServer(workdir)
-    try:
+    with MotoServer(workdir) as server:
         run = run_playbook(server.url, "deploy.yml", own_router_zip(workdir))
         assert run.returncode == 0, run.output
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
