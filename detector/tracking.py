@@ -287,11 +287,9 @@ def _ambiguous(cost: np.ndarray, pairs: np.ndarray, margin: float) -> np.ndarray
     leaving both tracks and starting new ones lets the offline linking decide with the whole tracklets in view."""
     rows, columns = pairs[:, 0], pairs[:, 1]
     own = cost[rows, columns]
-    unmatched = np.ones(len(cost), bool)
-    unmatched[rows] = False
-    rival = cost[unmatched][:, columns].min(axis=0, initial=np.inf) if unmatched.any() else np.full(len(own), np.inf)
-    ambiguous = rival < own + margin
+    unmatched = np.delete(cost, rows, axis=0)
+    rival = unmatched[:, columns].min(axis=0, initial=np.inf)
     swapped = cost[rows][:, columns]  # [i, j]: track of pair i on the box of pair j
     close = swapped + swapped.T < own[:, None] + own[None, :] + margin
-    close[np.diag_indices(len(close))] = False
-    return ambiguous | close.any(axis=1)
+    np.fill_diagonal(close, False)
+    return (rival < own + margin) | close.any(axis=1)

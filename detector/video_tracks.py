@@ -19,7 +19,7 @@ from detector.tracks import KitVotes, Resolution, Segment, relabel, resolve
 
 
 class VideoTracks:
-    """Use `step` on every analyzed frame in time order, then `resolve` once."""
+    """Use `step_batch` on every analyzed frame in time order, then `resolve` once."""
 
     def __init__(self, threshold: float, teams: int, aspect: float) -> None:
         self.threshold = threshold
@@ -32,25 +32,31 @@ class VideoTracks:
         self.seconds = 0.0
 
     def step_batch(self, frames: list[tuple[Detections, float, np.ndarray | None]]) -> list[Detections]:
-        """`step` on each (detections, t, image) of a batch; timed once per batch (reading a thread's CPU clock is a
-        system call: 0.3 ms on a VM, as much as tracking a frame)."""
+        """Each (detections, t, image) of a batch, in time order: the frame's detections with tracks. Person boxes
+        below the threshold are kept only when they continue a track; a face takes the track of the person box that
+        holds most of it. `image` (RGB, any scale) gives the kit colours, sampled for the whole batch at once (numpy's
+        per-call cost is most of it)."""
         started = time.thread_time()
-        tracked = [self.step(dets, t, image) for dets, t, image in frames]
+        split = [_people_and_faces(detections) for detections, _, _ in frames]
+        pictures = {i: image for i, (_, _, image) in enumerate(frames) if image is not None}
+        regions = [torso_regions(split[i][0].boxes, split[i][1].boxes, split[i][2]) for i in pictures]
+        samples = zip(pictures, kit_samples(list(pictures.values()), regions), strict=True)
+        kits = {i: kit for i, kit in samples if len(kit)}
+        tracked = [self._step(*split[i], kits.get(i), t, image) for i, (_, t, image) in enumerate(frames)]
         self.seconds += time.thread_time() - started
         return tracked
 
-    def step(self, detections: Detections, t: float, image: np.ndarray | None) -> Detections:
-        """The frame's detections with tracks: person boxes below the threshold are kept only when they continue a
-        track; a face takes the track of the person box that holds most of it. `image` (RGB, any scale) gives the
-        kit colours."""
-        is_person = detections.labels == "person"
-        people, others = _without_duplicates(detections[is_person]), detections[~is_person]
-        owner = _holder(others.boxes, people.boxes)
-        kits = None
-        if image is not None and len(people):
-            kits = kit_samples(image, torso_regions(people.boxes, others.boxes, owner))
+    def _step(
+        self,
+        people: Detections,
+        faces: Detections,
+        owner: np.ndarray,
+        kits: np.ndarray | None,
+        t: float,
+        image: np.ndarray | None,
+    ) -> Detections:
         ids = self.tracker.update(people.boxes, people.scores, t, kits, self.camera.shift(image, people.boxes))
-        faces = others.with_tracks(np.where(owner >= 0, ids[owner], -1) if len(ids) else owner)
+        faces = faces.with_tracks(np.where(owner >= 0, ids[owner], -1) if len(ids) else owner)
         if kits is not None:
             records = self.tracker.tracklets
             wanted = np.array([i >= 0 and self.kits.wants(int(i), records[int(i)].frames) for i in ids])
@@ -79,6 +85,13 @@ class VideoTracks:
         resolution = resolve(segments, self.kits.vote, self.teams)
         self.seconds += time.thread_time() - started
         return resolution, lambda dets: relabel(dets, resolution, self.threshold)
+
+
+def _people_and_faces(detections: Detections) -> tuple[Detections, Detections, np.ndarray]:
+    """The frame's person boxes (less duplicates), its other boxes (faces), and each face's holder (see `_holder`)."""
+    is_person = detections.labels == "person"
+    people, faces = _without_duplicates(detections[is_person]), detections[~is_person]
+    return people, faces, _holder(faces.boxes, people.boxes)
 
 
 def _holder(faces: np.ndarray, people: np.ndarray) -> np.ndarray:

@@ -47,9 +47,9 @@ def scene_spec(name: str) -> MatchSpec:
 class _Recording(VideoTracks):
     frames: ClassVar[list[tuple[Detections, float]]] = []
 
-    def step(self, detections: Detections, t: float, image: np.ndarray | None) -> Detections:
-        _Recording.frames.append((detections, t))
-        return super().step(detections, t, image)
+    def step_batch(self, frames: list[tuple[Detections, float, np.ndarray | None]]) -> list[Detections]:
+        _Recording.frames.extend((detections, t) for detections, t, _ in frames)
+        return super().step_batch(frames)
 
 
 def record(spec: MatchSpec, work: Path, analyzer: VideoAnalyzer) -> Path:

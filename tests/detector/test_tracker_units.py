@@ -89,9 +89,24 @@ def test_stripes_are_black_and_white_alternating_not_a_white_shirt_over_dark_sho
     hair_over_shirt[:30, 20:40] = 20  # dark hair (or a number) in the middle of a few rows: light-dark-light there
     picture = np.concatenate([stripes, hoops, shirt_over_shorts, hair_over_shirt], axis=1)
     regions = np.array([[i / 4, 0.0, (i + 1) / 4, 1.0] for i in range(4)], np.float32)
-    figure = kit_samples(picture, regions)[:, 3]
+    figure = kit_samples([picture], [regions])[0][:, 3]
     assert (figure[:2] >= OFFICIAL_STRIPES).all(), figure
     assert (figure[2:] == 0).all(), figure
+
+
+def test_a_batch_of_frames_samples_each_frames_kits_as_alone() -> None:
+    """Kit colours are sampled for a whole batch of frames at once: each frame's rows are the ones it gets alone,
+    whatever the other frames' sizes and box counts (none, or too small to sample)."""
+    rng = np.random.default_rng(1)
+    small, large = rng.integers(0, 256, (90, 160, 3), np.uint8), rng.integers(0, 256, (300, 200, 3), np.uint8)
+    boxes = np.array([[0.1, 0.1, 0.5, 0.9], [0.5, 0.2, 0.9, 0.6], [0.3, 0.3, 0.301, 0.31]], np.float32)
+    images, regions = [small, large, small], [boxes[:2], boxes[1:], np.zeros((0, 4), np.float32)]
+    batch = kit_samples(images, regions)
+    assert [len(kits) for kits in batch] == [2, 2, 0]
+    for image, region, kits in zip(images, regions, batch, strict=True):
+        np.testing.assert_array_equal(kits, kit_samples([image], [region])[0])
+    assert np.isnan(batch[1][1]).all() and not np.isnan(batch[0]).any()  # a 0.2-pixel-wide box has no kit
+    assert not np.array_equal(batch[0][1], batch[1][0])  # the same box, another picture
 
 
 def test_camera_motion_is_measured_on_the_background_not_the_people() -> None:
