@@ -39,7 +39,8 @@ class VideoTracks:
         started = time.thread_time()
         split = [_people_and_faces(detections) for detections, _, _ in frames]
         pictures = {i: image for i, (_, _, image) in enumerate(frames) if image is not None}
-        regions = [torso_regions(split[i][0].boxes, split[i][1].boxes, split[i][2]) for i in pictures]
+        sampled = (split[i] for i in pictures)
+        regions = [torso_regions(people.boxes, faces.boxes, owner) for people, faces, owner in sampled]
         samples = zip(pictures, kit_samples(list(pictures.values()), regions), strict=True)
         kits = {i: kit for i, kit in samples if len(kit)}
         tracked = [self._step(*split[i], kits.get(i), t, image) for i, (_, t, image) in enumerate(frames)]
