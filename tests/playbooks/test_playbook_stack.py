@@ -1,7 +1,8 @@
 """deploy.yml against a moto server: what it builds, that it is idempotent, --check, and variable changes.
 
 Tests run in file order on one shared stack (deploying takes most of the time); the variable-change tests come last
-because they alter the stack, and test_playbook_teardown.py runs after this file.
+because they alter the stack. Every test that needs the shared stack is in this file: under pytest-xdist each file
+runs on one worker, and a worker deploys the stack for the first test that asks for it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from playbook_harness import (
     Request,
     batch_operation,
     client,
+    module_utils,
     playbook_env,
     run_playbook,
     written,
@@ -112,6 +114,41 @@ def account_id(endpoint: str) -> str:
 def test_deploy_succeeds_and_creates(deployment: Deployment) -> None:
     assert deployment.run.stats["failures"] == 0
     assert deployment.run.stats["changed"] > 10
+
+
+INVALID_PROFILE = f"arn:aws:iam::123456789012:instance-profile/{STACK}-ecs-instance"
+INVALID_REASON = f"CLIENT_ERROR - Invalid IamInstanceProfile: {INVALID_PROFILE}"
+
+
+class _Failed(Exception):
+    pass
+
+
+class _FakeModule:
+    """What the INVALID check needs of an AnsibleAWSModule: fail_json, which never returns."""
+
+    def fail_json(self, **result: Any) -> None:
+        raise _Failed(result["msg"])
+
+
+def test_an_invalid_batch_resource_fails_with_its_reason(endpoint: str, deployment: Deployment) -> None:
+    """An INVALID compute environment or job queue fails the deploy with Batch's reason instead of reporting `ok`.
+    moto never reports INVALID, so the modules' shared check is run on what boto3 describes of the deployed stack,
+    with the status AWS gives a compute environment whose instance profile was not yet usable."""
+    fail_if_invalid = module_utils().fail_if_invalid
+    batch = client(endpoint, "batch")
+    envs = [
+        e
+        for e in batch.describe_compute_environments()["computeEnvironments"]
+        if e["computeEnvironmentName"].startswith(STACK)
+    ]
+    (queue,) = batch.describe_job_queues(jobQueues=[f"{STACK}-gpu"])["jobQueues"]
+    for kind, resource in [("compute environment", envs[0]), ("job queue", queue)]:
+        assert resource["status"] == "VALID"
+        fail_if_invalid(_FakeModule(), kind, "x", resource)  # VALID: nothing to say
+        invalid = {**resource, "status": "INVALID", "statusReason": INVALID_REASON}
+        with pytest.raises(_Failed, match=f"^{kind} x is INVALID: CLIENT_ERROR - Invalid IamInstanceProfile"):
+            fail_if_invalid(_FakeModule(), kind, "x", invalid)
 
 
 def test_network_has_two_subnets_in_two_azs_and_no_inbound_rule(endpoint: str, deployment: Deployment) -> None:
