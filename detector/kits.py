@@ -38,7 +38,7 @@ def torso_regions(people: np.ndarray, faces: np.ndarray, owner: np.ndarray) -> n
     (`owner[j]` is the person row of face j, -1 none; works for a whole body and a bust alike), else the TORSO share
     of the box (a standing player's chest)."""
     size = people[:, 2:] - people[:, :2]
-    regions = people[:, [0, 1, 0, 1]] + np.tile(size, 2) * _TORSO
+    regions = people[:, [0, 1, 0, 1]] + size[:, [0, 1, 0, 1]] * _TORSO
     held = owner >= 0
     if held.any():
         face, person = faces[held], people[owner[held]]

@@ -287,9 +287,10 @@ def _ambiguous(cost: np.ndarray, pairs: np.ndarray, margin: float) -> np.ndarray
     leaving both tracks and starting new ones lets the offline linking decide with the whole tracklets in view."""
     rows, columns = pairs[:, 0], pairs[:, 1]
     own = cost[rows, columns]
-    unmatched = np.delete(cost, rows, axis=0)
-    rival = unmatched[:, columns].min(axis=0, initial=np.inf)
-    swapped = cost[rows][:, columns]  # [i, j]: track of pair i on the box of pair j
+    others = cost[:, columns]  # the matched boxes' columns, the matched tracks' rows made impossible
+    others[rows] = np.inf
+    rival = others.min(axis=0)
+    swapped = cost[rows[:, None], columns]  # [i, j]: track of pair i on the box of pair j
     close = swapped + swapped.T < own[:, None] + own[None, :] + margin
     np.fill_diagonal(close, False)
     return (rival < own + margin) | close.any(axis=1)

@@ -39,32 +39,42 @@ class VideoTracks:
         started = time.thread_time()
         split = [_people_and_faces(detections) for detections, _, _ in frames]
         pictures = {i: image for i, (_, _, image) in enumerate(frames) if image is not None}
-        sampled = (split[i] for i in pictures)
-        regions = [torso_regions(people.boxes, faces.boxes, owner) for people, faces, owner in sampled]
+        regions = []
+        for i in pictures:
+            (people, faces, owner), boxes = split[i], frames[i][0].boxes
+            regions.append(torso_regions(boxes[people], boxes[faces], owner))
         samples = zip(pictures, kit_samples(list(pictures.values()), regions), strict=True)
         kits = {i: kit for i, kit in samples if len(kit)}
-        tracked = [self._step(*split[i], kits.get(i), t, image) for i, (_, t, image) in enumerate(frames)]
+        tracked = [
+            self._step(detections, *split[i], kits.get(i), t, image) for i, (detections, t, image) in enumerate(frames)
+        ]
         self.seconds += time.thread_time() - started
         return tracked
 
     def _step(
         self,
-        people: Detections,
-        faces: Detections,
+        detections: Detections,
+        people: np.ndarray,
+        faces: np.ndarray,
         owner: np.ndarray,
         kits: np.ndarray | None,
         t: float,
         image: np.ndarray | None,
     ) -> Detections:
-        ids = self.tracker.update(people.boxes, people.scores, t, kits, self.camera.shift(image, people.boxes))
-        faces = faces.with_tracks(np.where(owner >= 0, ids[owner], -1) if len(ids) else owner)
+        """One frame, rows kept in their order (best score first): the tracked people and every face."""
+        boxes = detections.boxes[people]
+        ids = self.tracker.update(boxes, detections.scores[people], t, kits, self.camera.shift(image, boxes))
+        tracks = np.full(len(detections), -1, np.int32)
+        tracks[people] = ids
+        if len(ids):
+            tracks[faces] = np.where(owner >= 0, ids[owner], -1)
         if kits is not None:
             records = self.tracker.tracklets
             wanted = np.array([i >= 0 and self.kits.wants(int(i), records[int(i)].frames) for i in ids])
             self.kits.add(ids[wanted], kits[wanted])
-        tracked = ids >= 0
-        people = people[tracked].with_tracks(ids[tracked])
-        return Detections.concat([people, faces]).sorted()
+        keep = tracks >= 0
+        keep[faces] = True
+        return detections[keep].with_tracks(tracks[keep])
 
     def resolve(self) -> tuple[Resolution, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]]:
         """The video's tracks, and the rewrite of each frame's detections that gives them their final ids."""
@@ -88,11 +98,13 @@ class VideoTracks:
         return resolution, lambda dets: relabel(dets, resolution, self.threshold)
 
 
-def _people_and_faces(detections: Detections) -> tuple[Detections, Detections, np.ndarray]:
-    """The frame's person boxes (less duplicates), its other boxes (faces), and each face's holder (see `_holder`)."""
+def _people_and_faces(detections: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of the frame's person boxes (less duplicates) and of its other boxes (faces), and each face's holder:
+    its person's position among those rows (see `_holder`)."""
     is_person = detections.labels == "person"
-    people, faces = _without_duplicates(detections[is_person]), detections[~is_person]
-    return people, faces, _holder(faces.boxes, people.boxes)
+    people, faces = np.flatnonzero(is_person), np.flatnonzero(~is_person)
+    people = people[_unique(detections.boxes[people], detections.scores[people])]
+    return people, faces, _holder(detections.boxes[faces], detections.boxes[people])
 
 
 def _holder(faces: np.ndarray, people: np.ndarray) -> np.ndarray:
@@ -106,12 +118,11 @@ def _holder(faces: np.ndarray, people: np.ndarray) -> np.ndarray:
     return np.where(held, best, -1)
 
 
-def _without_duplicates(people: Detections) -> Detections:
-    """Person boxes less those lying mostly inside a better-scoring one (a second box on one person: with two, the
-    tracker would follow both, and the team vote would see the wrong part of the kit)."""
-    if len(people) < 2:
-        return people
-    inside = ios(people.boxes, people.boxes)
-    better = people.scores[None, :] > people.scores[:, None]
-    duplicate = np.any((inside >= DUPLICATE_IOS) & better, axis=1)
-    return people[~duplicate]
+def _unique(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Which person boxes to keep: not those lying mostly inside a better-scoring one (a second box on one person:
+    with two, the tracker would follow both, and the team vote would see the wrong part of the kit)."""
+    if len(boxes) < 2:
+        return np.ones(len(boxes), bool)
+    inside = ios(boxes, boxes)
+    better = scores[None, :] > scores[:, None]
+    return ~np.any((inside >= DUPLICATE_IOS) & better, axis=1)
