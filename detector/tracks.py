@@ -17,7 +17,7 @@ import numpy as np
 from detector.kits import assign_teams, kit_distance
 
 MIN_FRAMES = 3  # a track seen in fewer frames is not confirmed: its boxes carry no id
-LINK_MAX_GAP_S = 8.0  # the longest absence that linking bridges
+LINK_MAX_GAP_S = 10.0  # the longest absence that linking bridges (a pan can leave someone out of view that long)
 LINK_GATE = 1.0  # the largest centre distance, in box heights, at the moment B starts...
 LINK_GATE_PER_S = 0.6  # ...widening by this per second of absence
 LINK_AHEAD_S = 0.5  # how far A's last velocity is followed into the gap (and B's first one back)
