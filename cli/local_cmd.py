@@ -6,7 +6,6 @@ import dataclasses
 import os
 import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -54,10 +53,12 @@ def up(
     stack = LocalStack(
         LocalSettings(paths, port=port, workers=workers, gpus=gpus, pipeline=steps, on_job=_job_line), log=console.print
     )
-    stopped = threading.Event()
+    # The signals that asked to stop. Not a threading.Event: its `set` takes a plain lock that the interrupted main
+    # thread may be holding inside `wait`, and a Ctrl-C in that instant hung `local up` for good.
+    stop_signals: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopped.set()
+        stop_signals.append(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -66,7 +67,8 @@ def up(
             f"local stack up at {stack.endpoint} ({workers} CPU + {gpus} GPU job slots, state in {paths.root}); "
             "run `derby-batch submit VIDEO --wait` in another terminal. Ctrl-C stops."
         )
-        stopped.wait()
+        while not stop_signals:
+            time.sleep(0.2)
         console.print("stopping: running jobs are re-run on the next `local up`")
     finally:
         stack.stop()
