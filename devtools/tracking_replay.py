@@ -3,8 +3,9 @@
 `record` runs `detect` once on a generated match scene (`detector.sample_match`) and keeps what the tracker was given
 (each frame's people and faces before tracking, with their scores); `replay` feeds the same detections and the same
 decoded frames (kit colours) to the current `VideoTracks`, in one pass and in chunks stitched as `results` does, and
-scores both against the truth. The pipeline's chunks are cut at the same frame indices, but each chunk's detections
-are the single pass's (the real pipeline runs detect on each chunk: `make eval-tracking` measures that).
+scores both against the truth, next to ByteTrack over the same boxes (`devtools.bytetrack_baseline`). The pipeline's
+chunks are cut at the same frame indices, but each chunk's detections are the single pass's (the real pipeline runs
+detect on each chunk: `make eval-tracking` measures that).
 
     python -m devtools.tracking_replay --cache /tmp/replay --scene pan:1 --scene pan:2 --scene fixed:0
 """
@@ -30,6 +31,7 @@ from detector.sampling import Sampler
 from detector.sources import decode, probe
 from detector.stitch import stitch
 from detector.video_tracks import VideoTracks
+from devtools.bytetrack_baseline import bytetrack_frames
 from devtools.tracking_metrics import TrackingScore, score_tracking
 
 KINDS = {
@@ -90,6 +92,7 @@ def _track(
 class Replayed:
     single: TrackingScore
     pipeline: TrackingScore
+    bytetrack: TrackingScore
     seconds: float
     frames: int
 
@@ -105,6 +108,7 @@ def replay(work: Path, chunk_seconds: float, threshold: float = 0.5) -> Replayed
     ]  # fmt: skip
     single, _, seconds = _track(frames, threshold, aspect)
     single_score = score_tracking({"frames": single}, truth)
+    baseline = bytetrack_frames([(i, d, t) for i, d, t, _ in frames], source.width, source.height, threshold)
     per_chunk = max(1, round(chunk_seconds * data["fps"]))
     starts = list(range(0, len(frames), per_chunk))
     merged: list[dict[str, Any]] = []
@@ -122,7 +126,7 @@ def replay(work: Path, chunk_seconds: float, threshold: float = 0.5) -> Replayed
         renumbered += max((int(row["id"]) for row in table), default=0)
     stitch(merged, rows, 2, aspect)
     pipeline_score = score_tracking({"frames": merged}, truth, starts[1:])
-    return Replayed(single_score, pipeline_score, seconds, len(frames))
+    return Replayed(single_score, pipeline_score, score_tracking({"frames": baseline}, truth), seconds, len(frames))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,8 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     names = args.scene or ["fixed:0", "pan:1"]
     analyzer: VideoAnalyzer | None = None
-    worst = 1.0
-    border = 0
+    replayed = []
     for name in names:
         work = args.cache / name.replace(":", "-")
         if not (work / "detections.pkl").exists():
@@ -143,14 +146,19 @@ def main(argv: list[str] | None = None) -> None:
             record(scene_spec(name), work, analyzer)
             print(f"{name}: recorded in {time.perf_counter() - started:.0f} s")
         r = replay(work, args.chunk_seconds)
-        s, p = r.single, r.pipeline
-        worst = min(worst, s.idf1)
-        border += p.border_switches
+        replayed.append(r)
+        s, p, b = r.single, r.pipeline, r.bytetrack
         print(f"{name}: IDF1 {s.idf1:.3f}, switches {s.id_switches}, recall {s.recall:.3f}, precision "
               f"{s.precision:.3f}, teams {s.team_accuracy:.3f}, tracks {s.track_ids}/{s.truth_ids}; chunked IDF1 "
               f"{p.idf1:.3f}, switches {p.id_switches} ({p.border_switches} at borders), teams {p.team_accuracy:.3f}; "
-              f"tracking {1000 * r.seconds / r.frames:.2f} ms/frame")  # fmt: skip
-    print(f"worst IDF1 {worst:.3f}, border switches {border}")
+              f"tracking {1000 * r.seconds / r.frames:.2f} ms/frame; ByteTrack IDF1 {b.idf1:.3f}, switches "
+              f"{b.id_switches}, recall {b.recall:.3f}, precision {b.precision:.3f}")  # fmt: skip
+    print(f"worst IDF1 {min(r.single.idf1 for r in replayed):.3f}, "
+          f"border switches {sum(r.pipeline.border_switches for r in replayed)}")  # fmt: skip
+    for label, scores in [("tracker", [r.single for r in replayed]), ("ByteTrack", [r.bytetrack for r in replayed])]:
+        print(f"mean of {len(scores)} scenes, {label}: IDF1 {np.mean([s.idf1 for s in scores]):.3f}, switches "
+              f"{sum(s.id_switches for s in scores)}, recall {np.mean([s.recall for s in scores]):.3f}, precision "
+              f"{np.mean([s.precision for s in scores]):.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":
