@@ -30,7 +30,7 @@ def bytetrack_frames(
         people = detections.labels == "person"
         boxes = detections.boxes[people].astype(np.float64) * scale
         tracked = tracker.update(sv.Detections(xyxy=boxes, confidence=detections.scores[people]), timestamp=t)
-        ids = np.zeros(0, int) if tracked.tracker_id is None else tracked.tracker_id
+        ids = np.full(len(tracked), -1) if tracked.tracker_id is None else tracked.tracker_id
         found = [
             {"label": "person", "box": (box / scale).round(6).tolist(), "track": int(track)}
             for box, track in zip(tracked.xyxy, ids, strict=True)
