@@ -3,13 +3,15 @@
 Each scene (`detector.sample_match`: two kits, a striped official, crossings, occlusions, someone leaving and coming
 back) is analyzed twice: by `detect` in one pass, and by the pipeline on the embedded local stack with 15 s chunks
 (each chunk tracked on its own, then stitched by `results`). Goals: IDF1 >= 0.90, team accuracy >= 0.95, no identity
-switch at a chunk border, pipeline IDF1 >= 0.95 of the single pass.
+switch at a chunk border, pipeline IDF1 >= 0.95 of the single pass. ByteTrack over the boxes the single pass's
+tracker was given is scored beside it (`devtools.bytetrack_baseline`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import pickle
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,13 +21,15 @@ from typing import Any
 from batch_jobs import schema
 from batch_jobs.merge import merge_results, write_document
 from batch_jobs.submit import submit_file
-from cli.local.clips import with_keyframes
 from cli.local.paths import LocalPaths
 from cli.local.runtime import LocalSettings, LocalStack
 from detector.analyzer import AnalyzeOptions, VideoAnalyzer
 from detector.output import read_detections
-from detector.sample_match import MatchSpec, write_match
+from detector.sample_match import MatchSpec
+from detector.sources import probe
+from devtools.bytetrack_baseline import bytetrack_frames
 from devtools.tracking_metrics import TrackingScore, score_tracking
+from devtools.tracking_replay import record
 
 GOALS = {"idf1": 0.90, "team_accuracy": 0.95, "border_switches": 0, "pipeline_vs_single": 0.95}
 SCENES = {
@@ -38,6 +42,7 @@ SCENES = {
 class SceneResult:
     name: str
     single: TrackingScore
+    bytetrack: TrackingScore  # over the same boxes as the single pass's tracker
     pipeline: TrackingScore | None
     chunks: int
     tracking_share: float  # of the single pass's detect time
@@ -63,18 +68,19 @@ def _pipeline(clip: Path, work: Path, chunk_seconds: float) -> tuple[dict[str, A
 
 
 def evaluate(name: str, spec: MatchSpec, work: Path, chunk_seconds: float, analyzer: VideoAnalyzer) -> SceneResult:
-    raw, clip = work / "raw.mp4", work / "clip.mp4"
-    truth = read_detections(write_match(raw, spec))
-    with_keyframes(raw, clip, spec.fps, 1.0)  # the split cuts at keyframes: one a second
-    single_out = work / "single.json"
-    analyzer.run([clip], single_out)
-    single = score_tracking(read_detections(single_out), truth)
+    recorded = pickle.loads(record(spec, work, analyzer).read_bytes())  # a keyframe a second, where the split cuts
+    truth, single_out = read_detections(Path(recorded["truth"])), read_detections(work / "single.json")
+    single = score_tracking(single_out, truth)
+    given = [(f["index"], d, t) for f, (d, t) in zip(single_out["frames"], recorded["frames"], strict=True)]
+    source = probe(work / "clip.mp4")
+    baseline = bytetrack_frames(given, source.width, source.height, analyzer.options.threshold)
+    bytetrack = score_tracking({"frames": baseline}, truth)
     pipeline, chunks = None, 1
     if chunk_seconds < spec.seconds:
-        merged, borders = _pipeline(clip, work, chunk_seconds)
+        merged, borders = _pipeline(work / "clip.mp4", work, chunk_seconds)
         pipeline, chunks = score_tracking(merged, truth, borders), len(borders) + 1
         write_document(merged, work / "pipeline.json")
-    return SceneResult(name, single, pipeline, chunks, analyzer.last_tracking_share)
+    return SceneResult(name, single, bytetrack, pipeline, chunks, analyzer.last_tracking_share)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,6 +108,9 @@ def _report(r: SceneResult) -> None:
     print(f"  single pass: IDF1 {s.idf1:.3f}, switches {s.id_switches}, recall {s.recall:.3f}, precision "
           f"{s.precision:.3f}, team accuracy {s.team_accuracy:.3f}, tracks {s.track_ids}, tracking "
           f"{100 * r.tracking_share:.1f}% of detect time")  # fmt: skip
+    b = r.bytetrack
+    print(f"  ByteTrack over the same boxes: IDF1 {b.idf1:.3f}, switches {b.id_switches}, recall {b.recall:.3f}, "
+          f"precision {b.precision:.3f}, tracks {b.track_ids}")  # fmt: skip
     if r.pipeline is not None:
         p = r.pipeline
         print(f"  pipeline ({r.chunks} chunks): IDF1 {p.idf1:.3f} ({p.idf1 / s.idf1:.2f} of single), switches "

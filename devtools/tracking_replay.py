@@ -55,10 +55,9 @@ class _Recording(VideoTracks):
 
 
 def record(spec: MatchSpec, work: Path, analyzer: VideoAnalyzer) -> Path:
-    """Write the scene's clip, truth and the detections the tracker is given to `work`; returns the cache file."""
+    """Write the scene's clip, truth, `detect`'s output (single.json) and the detections the tracker is given to
+    `work`; returns the cache file."""
     cache = work / "detections.pkl"
-    if cache.exists():
-        return cache
     work.mkdir(parents=True, exist_ok=True)
     raw, clip = work / "raw.mp4", work / "clip.mp4"
     truth = write_match(raw, spec)
