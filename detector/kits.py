@@ -1,14 +1,16 @@
 """Teams and officials from kit colour: a torso colour sample per person box, voted per track, clustered per video.
 
 No labelled data: a track's kit is the median of its samples (CIE Lab means of the torso region, and how striped it
-is); tracks whose torsos are striped black and white are officials; the others are split into `teams`
-groups by k-means on their kit colour. Limits (docs/detector.md): two teams in similar colours, a team in black and
-white, or heavy shadows confuse it; a goalkeeper in a third colour joins the nearer team.
+is); tracks whose torsos are striped black and white are officials, and so are those of a third plain colour that
+fewer people wear at once than any team's; the others are split into `teams` groups by k-means on their kit colour.
+Limits (docs/detector.md): two teams in similar colours, a team in black and white, or heavy shadows confuse it; a
+goalkeeper in a colour of his own may be taken for an official.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -22,6 +24,11 @@ OFFICIAL_STRIPES = 0.12
 STRIPE_CHANGES = 2
 STRIPED_LINES = 0.5
 OFFICIAL = "official"
+# A plain-coloured officials' group lies this far (Lab, lightness counting half) from every team's, and the teams
+# this far from each other (two groups that close are one team split in two, not two teams)
+OFFICIAL_APART = 40.0
+TEAMS_APART = 20.0
+SURE_SPAN_S = 1.0  # a track followed this long is a person (counting the people of a colour in view at once)
 KIT_DIMENSIONS = 4  # L, a, b means and the stripe share
 _TORSO = np.array(TORSO, np.float32)
 _AT = (np.arange(GRID, dtype=np.float32) + 0.5) / GRID  # where the grid samples a region, as fractions
@@ -132,9 +139,12 @@ def kit_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return distance
 
 
-def assign_teams(kits: dict[int, np.ndarray], teams: int) -> dict[int, str]:
+def assign_teams(
+    kits: dict[int, np.ndarray], teams: int, spans: Mapping[int, tuple[float, float]] | None = None
+) -> dict[int, str]:
     """Each track's label from its voted kit (track id -> (KIT_DIMENSIONS,) array): OFFICIAL or a team name.
-    Team A is the largest group; the result does not depend on the order of `kits`."""
+    `spans`, each track's first and last time, tells how many people of a colour are in view at once (without them,
+    each track counts as one). Team A is the largest group; the result does not depend on the order of `kits`."""
     ids = sorted(kits)
     if not ids:
         return {}
@@ -145,12 +155,54 @@ def assign_teams(kits: dict[int, np.ndarray], teams: int) -> dict[int, str]:
     if not players:
         return labels
     colour = kit[~official, :3] * _LAB_WEIGHTS
-    groups = _kmeans(colour, min(teams, len(players)))
+    groups, plain = _teams_and_plain_officials(colour, teams, [spans[i] for i in players] if spans else None)
+    labels.update({i: OFFICIAL for i, p in zip(players, plain, strict=True) if p})
+    players = [i for i, p in zip(players, plain, strict=True) if not p]
     sizes = np.bincount(groups, minlength=groups.max() + 1)
     order = sorted(range(len(sizes)), key=lambda g: (-sizes[g], players[int(np.flatnonzero(groups == g)[0])]))
     rank = {g: n for n, g in enumerate(order)}
     labels.update({i: team_name(rank[int(g)]) for i, g in zip(players, groups, strict=True)})
     return labels
+
+
+def _teams_and_plain_officials(
+    colour: np.ndarray, teams: int, spans: Sequence[tuple[float, float]] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The team group of each player kit that is not a plain-coloured official's, and which are. Clustered into
+    `teams` + 1 groups, the smallest group is the officials' when fewer of its people are in view at once than of any
+    other (a track split in two is still one person; without `spans`, tracks are counted), its colour lies
+    OFFICIAL_APART from every other group's and those lie TEAMS_APART from each other; else there is none, and the
+    kits form `teams` groups. (A goalkeeper in a colour of his own looks the same: see docs/detector.md.)"""
+    none = np.zeros(len(colour), bool)
+    if len(colour) < teams + 2:
+        return _kmeans(colour, min(teams, len(colour))), none
+    groups = _kmeans(colour, teams + 1)
+    if spans is None:  # each track counts as one person
+        sizes = np.bincount(groups, minlength=teams + 1)
+    else:
+        sizes = np.array(
+            [_most_in_view([s for s, g in zip(spans, groups, strict=True) if g == k]) for k in range(teams + 1)]
+        )
+    smallest = int(np.argmin(sizes))
+    if sizes[smallest] == 0 or np.sort(sizes)[1] <= sizes[smallest]:
+        return _kmeans(colour, teams), none
+    centres = np.array([colour[groups == g].mean(axis=0) for g in range(teams + 1)])
+    apart = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+    others = np.delete(np.arange(teams + 1), smallest)
+    between = apart[np.ix_(others, others)][np.triu_indices(teams, 1)]
+    if apart[smallest, others].min() < OFFICIAL_APART or (len(between) and between.min() < TEAMS_APART):
+        return _kmeans(colour, teams), none
+    plain = groups == smallest
+    rest = groups[~plain]
+    return np.searchsorted(np.unique(rest), rest), plain
+
+
+def _most_in_view(spans: Sequence[tuple[float, float]]) -> int:
+    """How many people of a group are in view at once, at most: its tracks' (first, last) spans that overlap, of
+    those followed for SURE_SPAN_S or more (a brief track is as often a stray box as a person)."""
+    sure = [(first, last) for first, last in spans if last - first >= SURE_SPAN_S]
+    events = sorted([(first, 1) for first, _ in sure] + [(last, -1) for _, last in sure], key=lambda e: (e[0], -e[1]))
+    return max(itertools.accumulate(change for _, change in events), default=0)
 
 
 def _kmeans(points: np.ndarray, k: int, rounds: int = 20) -> np.ndarray:

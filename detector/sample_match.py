@@ -42,6 +42,7 @@ class MatchSpec:
     person_height: tuple[float, float] = (0.22, 0.26)
     pan: float = 0.0
     seed: int = 0
+    official_kit: tuple[int, int, int] | None = None  # the officials' plain jackets, RGB (None: black-white stripes)
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,16 @@ class _Walker:
 
 
 @functools.lru_cache(maxsize=8)
-def _kit_sprite(kit: int) -> np.ndarray:
-    """The photo with its jacket in a team's colour (kit >= 0) or in black and white stripes (-1)."""
+def _kit_sprite(kit: tuple[int, int, int] | None) -> np.ndarray:
+    """The photo with its jacket in a plain colour (RGB) or, with None, in black and white stripes."""
     image = sprite().copy()
     h, w = image.shape[:2]
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
     jacket = np.zeros((h, w), bool)
     jacket[int(JACKET_FROM * h) :] = lab[int(JACKET_FROM * h) :, :, 0] < 70
     shade = 0.75 + lab[..., 0:1].astype(np.float32) / 255.0  # keep the folds
-    if kit >= 0:
-        colour = np.broadcast_to(np.array(KITS[kit], np.float32), image.shape)
+    if kit is not None:
+        colour = np.broadcast_to(np.array(kit, np.float32), image.shape)
     else:
         stripes = (np.arange(w) // max(2, w // 12)) % 2 == 0
         colour = np.where(stripes[None, :, None], 235.0, 20.0) * np.ones(image.shape, np.float32)
@@ -89,7 +90,7 @@ def _walkers(spec: MatchSpec, rng: np.random.Generator) -> list[_Walker]:
     for n, i in enumerate(order):
         team = teams[i]
         h = round(rng.uniform(*spec.person_height) * spec.height)
-        photo = _kit_sprite(-1 if team == OFFICIAL else ord(team) - ord("A"))
+        photo = _kit_sprite(spec.official_kit if team == OFFICIAL else KITS[ord(team) - ord("A")])
         w = round(h * photo.shape[1] / photo.shape[0])
         image = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
         lane = n % LANES  # people in one lane cross each other; lanes hardly overlap (stacked busts look like one)

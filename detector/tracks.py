@@ -169,7 +169,8 @@ def resolve(segments: Sequence[Segment], vote: Callable[[list[int]], np.ndarray 
     )
     kits = {n: vote([s.id for s in c]) for n, c in enumerate(confirmed, start=1)}
     voted = {n: k for n, k in kits.items() if k is not None}
-    labels = assign_teams(voted, teams) if teams else {}
+    spans = {n: (min(s.first_t for s in c), max(s.last_t for s in c)) for n, c in enumerate(confirmed, start=1)}
+    labels = assign_teams(voted, teams, spans) if teams else {}
     tracks = [
         Track(
             n,

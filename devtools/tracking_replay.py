@@ -37,6 +37,9 @@ from devtools.tracking_metrics import TrackingScore, score_tracking
 KINDS = {
     "fixed": MatchSpec(seconds=30.0, fps=10.0),
     "pan": MatchSpec(seconds=30.0, fps=7.0, pan=0.15),
+    "black": MatchSpec(seconds=30.0, fps=10.0, official_kit=(25, 25, 25)),  # a plain-coloured official
+    "yellow": MatchSpec(seconds=30.0, fps=7.0, pan=0.15, official_kit=(235, 205, 40)),
+    "players": MatchSpec(seconds=30.0, fps=10.0, per_team=3, officials=0),  # no official: none may be found
 }
 
 
@@ -131,7 +134,9 @@ def replay(work: Path, chunk_seconds: float, threshold: float = 0.5) -> Replayed
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cache", type=Path, required=True, help="where scenes and their detections are kept")
-    parser.add_argument("--scene", action="append", help="kind:seed (kinds: fixed, pan); default pan:1 and fixed:0")
+    parser.add_argument(
+        "--scene", action="append", help=f"kind:seed (kinds: {', '.join(KINDS)}); default pan:1 and fixed:0"
+    )
     parser.add_argument("--chunk-seconds", type=float, default=15.0)
     args = parser.parse_args(argv)
     names = args.scene or ["fixed:0", "pan:1"]

@@ -76,6 +76,22 @@ def test_teams_by_colour_and_officials_by_stripes() -> None:
     assert np.isinf(kit_distance(np.array([RED]), np.array([STRIPES]))).all()
 
 
+def test_a_plain_coloured_official_is_the_colour_fewest_people_wear_at_once() -> None:
+    """A third colour, far from both teams, that one person at a time wears (in two tracks, and a stray moment) is the
+    officials'; worn by two at once, it is no official's, and neither is a team's second shade."""
+    black = [15.0, 3.0, 1.0, 0.0]
+    kits = {1: RED, 2: RED, 3: BLUE, 4: BLUE, 5: black, 6: black, 7: black}
+    spans = {1: (0.0, 30.0), 2: (0.0, 25.0), 3: (0.0, 30.0), 4: (5.0, 30.0), 5: (0.0, 10.0), 6: (12.0, 30.0)}
+    spans[7] = (20.0, 20.5)  # a stray box's track, while 6 is in view
+    as_arrays = {k: np.array(v, np.float32) for k, v in kits.items()}
+    labels = assign_teams(as_arrays, 2, spans)
+    assert labels[5] == labels[6] == labels[7] == OFFICIAL, labels
+    assert labels[1] == labels[2] != labels[3] == labels[4] != OFFICIAL, labels
+    assert OFFICIAL not in assign_teams(as_arrays, 2, {**spans, 6: (5.0, 30.0)}).values()  # two in black at once
+    shades = {**as_arrays, 5: np.array([45.0, 38.0, 28.0, 0.0], np.float32), 6: as_arrays[1], 7: as_arrays[3]}
+    assert OFFICIAL not in assign_teams(shades, 2, spans).values()
+
+
 def test_stripes_are_black_and_white_alternating_not_a_white_shirt_over_dark_shorts() -> None:
     """The kit's stripe figure (its last column) is high for vertical stripes and horizontal hoops, but 0 for a kit
     that is half near-white and half near-black in one block each (a white shirt over black shorts), which has as
