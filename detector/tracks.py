@@ -172,15 +172,7 @@ def resolve(segments: Sequence[Segment], vote: Callable[[list[int]], np.ndarray 
     spans = {n: (min(s.first_t for s in c), max(s.last_t for s in c)) for n, c in enumerate(confirmed, start=1)}
     labels = assign_teams(voted, teams, spans) if teams else {}
     tracks = [
-        Track(
-            n,
-            min(s.first_t for s in c),
-            max(s.last_t for s in c),
-            sum(s.frames for s in c),
-            labels.get(n),
-            kits[n],
-        )
-        for n, c in enumerate(confirmed, start=1)
+        Track(n, *spans[n], sum(s.frames for s in c), labels.get(n), kits[n]) for n, c in enumerate(confirmed, start=1)
     ]
     ids = {s.id: n for n, c in enumerate(confirmed, start=1) for s in c}
     return Resolution(ids, tracks)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import pickle
 import tempfile
 import time
 from dataclasses import dataclass
@@ -68,16 +67,17 @@ def _pipeline(clip: Path, work: Path, chunk_seconds: float) -> tuple[dict[str, A
 
 
 def evaluate(name: str, spec: MatchSpec, work: Path, chunk_seconds: float, analyzer: VideoAnalyzer) -> SceneResult:
-    recorded = pickle.loads(record(spec, work, analyzer).read_bytes())  # a keyframe a second, where the split cuts
-    truth, single_out = read_detections(Path(recorded["truth"])), read_detections(work / "single.json")
+    given = record(spec, work, analyzer)  # clip.mp4 has a keyframe a second, where the split cuts
+    clip, truth = work / "clip.mp4", read_detections(Path(given["truth"]))
+    single_out = read_detections(work / "single.json")
     single = score_tracking(single_out, truth)
-    given = [(f["index"], d, t) for f, (d, t) in zip(single_out["frames"], recorded["frames"], strict=True)]
-    source = probe(work / "clip.mp4")
-    baseline = bytetrack_frames(given, source.width, source.height, analyzer.options.threshold)
+    frames = [(f["index"], d, t) for f, (d, t) in zip(single_out["frames"], given["frames"], strict=True)]
+    source = probe(clip)
+    baseline = bytetrack_frames(frames, source.width, source.height, analyzer.options.threshold)
     bytetrack = score_tracking({"frames": baseline}, truth)
     pipeline, chunks = None, 1
     if chunk_seconds < spec.seconds:
-        merged, borders = _pipeline(work / "clip.mp4", work, chunk_seconds)
+        merged, borders = _pipeline(clip, work, chunk_seconds)
         pipeline, chunks = score_tracking(merged, truth, borders), len(borders) + 1
         write_document(merged, work / "pipeline.json")
     return SceneResult(name, single, bytetrack, pipeline, chunks, analyzer.last_tracking_share)

@@ -34,6 +34,7 @@ from detector.video_tracks import VideoTracks
 from devtools.bytetrack_baseline import bytetrack_frames
 from devtools.tracking_metrics import TrackingScore, score_tracking
 
+CACHE = "detections.pkl"  # in a scene's folder: what the tracker was given
 KINDS = {
     "fixed": MatchSpec(seconds=30.0, fps=10.0),
     "pan": MatchSpec(seconds=30.0, fps=7.0, pan=0.15),
@@ -57,10 +58,10 @@ class _Recording(VideoTracks):
         return super().step_batch(frames)
 
 
-def record(spec: MatchSpec, work: Path, analyzer: VideoAnalyzer) -> Path:
+def record(spec: MatchSpec, work: Path, analyzer: VideoAnalyzer) -> dict[str, Any]:
     """Write the scene's clip, truth, `detect`'s output (single.json) and the detections the tracker is given to
-    `work`; returns the cache file."""
-    cache = work / "detections.pkl"
+    `work`; returns what `recorded` reads back: `frames` (each analyzed frame's detections and time), `truth` (the
+    truth file's path) and `fps`."""
     work.mkdir(parents=True, exist_ok=True)
     raw, clip = work / "raw.mp4", work / "clip.mp4"
     truth = write_match(raw, spec)
@@ -71,8 +72,15 @@ def record(spec: MatchSpec, work: Path, analyzer: VideoAnalyzer) -> Path:
         analyzer.run([clip], work / "single.json")
     finally:
         analyzer_module.VideoTracks = VideoTracks  # type: ignore[misc]
-    cache.write_bytes(pickle.dumps({"frames": _Recording.frames, "truth": str(truth), "fps": spec.fps}))
-    return cache
+    data = {"frames": _Recording.frames, "truth": str(truth), "fps": spec.fps}
+    (work / CACHE).write_bytes(pickle.dumps(data))
+    return data
+
+
+def recorded(work: Path) -> dict[str, Any]:
+    """What `record` kept in `work`."""
+    data: dict[str, Any] = pickle.loads((work / CACHE).read_bytes())
+    return data
 
 
 def _track(
@@ -100,7 +108,7 @@ class Replayed:
 
 
 def replay(work: Path, chunk_seconds: float, threshold: float = 0.5) -> Replayed:
-    data = pickle.loads((work / "detections.pkl").read_bytes())
+    data = recorded(work)
     truth = read_detections(Path(data["truth"]))
     source = probe(work / "clip.mp4")
     aspect = source.width / source.height
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     replayed = []
     for name in names:
         work = args.cache / name.replace(":", "-")
-        if not (work / "detections.pkl").exists():
+        if not (work / CACHE).exists():
             analyzer = analyzer or VideoAnalyzer(AnalyzeOptions())
             started = time.perf_counter()
             record(scene_spec(name), work, analyzer)
