@@ -10,6 +10,8 @@ Cheap: the frame is subsampled by striding to about `WIDTH` pixels, no resize.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -39,10 +41,10 @@ class CameraMotion:
         grey = grey[: len(grey) // 8 * 8, : grey.shape[1] // 8 * 8]  # sizes the FFT does fast
         if people is not None and len(people):
             height, width = grey.shape
-            size = np.array([width, height, width, height])
+            size = np.array([width, height, width, height], np.float32)
             fill = float(grey.sum()) / grey.size  # the mean (`mean` costs three times as much, on every frame)
-            pixels = np.round(people * size.astype(np.float32)).astype(int)
-            for x0, y0, x1, y1 in np.minimum(np.maximum(pixels, 0), size).tolist():
+            pixels = np.minimum(np.maximum(np.round(people * size), 0), size).astype(int)
+            for x0, y0, x1, y1 in pixels.tolist():
                 grey[y0:y1, x0:x1] = fill
         previous, self._previous = self._previous, grey
         if previous is None or previous.shape != grey.shape:
@@ -53,5 +55,5 @@ class CameraMotion:
         if response < MIN_RESPONSE:
             return None
         height, width = grey.shape
-        moved = np.array([dx / width * self.aspect, dy / height], np.float32)
-        return moved if np.hypot(*moved) <= MAX_SHIFT else None
+        moved = (dx / width * self.aspect, dy / height)
+        return np.array(moved, np.float32) if math.hypot(*moved) <= MAX_SHIFT else None

@@ -134,9 +134,7 @@ def kit_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     diff = (a[:, None, :3] - b[None, :, :3]) * _LAB_WEIGHTS
     distance = np.sqrt((diff * diff).sum(axis=2))  # `linalg.norm`'s figure at half its cost (every frame, twice)
     official = (a[:, None, 3] >= OFFICIAL_STRIPES) != (b[None, :, 3] >= OFFICIAL_STRIPES)
-    distance[official] = np.inf
-    distance[np.isnan(distance)] = 0.0
-    return distance
+    return np.where(official, np.inf, np.fmax(distance, 0.0))  # fmax: 0 for NaN
 
 
 def assign_teams(

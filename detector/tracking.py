@@ -175,28 +175,27 @@ class ByteTracker:
 
     def _follow(self, rows: np.ndarray, cxcywh: np.ndarray, boxes: np.ndarray, t: float, kits: np.ndarray) -> None:
         """Move the tracks at `rows` to their matched boxes."""
-        elapsed = t - self._seen[rows]
-        seen_before = elapsed > 0  # an alpha-beta filter: the velocity moves towards what the prediction missed by
-        miss = cxcywh[:, :2] - self._cxcywh[rows, :2]
-        gain = 1 - (1 - self.options.velocity_smoothing) ** (elapsed / 0.1)  # 0.3 at 10 fps, 0.4 at 7 fps
-        step = gain[:, None] * miss / np.maximum(elapsed, 1e-6)[:, None]
-        self._velocity[rows] += np.where(seen_before[:, None], step, 0.0).astype(np.float32)
+        elapsed = t - self._seen[rows]  # an alpha-beta filter: the velocity moves towards what the prediction missed by
+        gain = np.where(elapsed > 0, 1 - (1 - self.options.velocity_smoothing) ** (elapsed / 0.1), 0.0)  # 0.3 at 10 fps
+        self._velocity[rows] += (gain / np.maximum(elapsed, 1e-6))[:, None] * (cxcywh[:, :2] - self._cxcywh[rows, :2])
         self._cxcywh[rows] = cxcywh
         self._seen[rows] = t
-        known, sampled = ~np.isnan(self._kit[rows, 0]), ~np.isnan(kits[:, 0])
-        blend = np.where(known[:, None], 0.8 * self._kit[rows] + 0.2 * kits, kits)
-        self._kit[rows] = np.where(sampled[:, None], blend, self._kit[rows])
+        kept = self._kit[rows]  # blended with the new sample; where either is unknown (NaN), the other
+        blend = 0.8 * kept + 0.2 * kits
+        self._kit[rows] = np.where(np.isnan(blend), np.fmax(kept, kits), blend)
         camera = self._camera.copy()  # shared by this frame's records: never changed in place
-        for track_id, row, box in zip(self._ids[rows].tolist(), rows.tolist(), boxes, strict=True):
+        velocities = self._velocity[rows]  # a copy: the records keep this frame's
+        ids = self._ids[rows].tolist()
+        for track_id, row, box, velocity in zip(ids, rows.tolist(), boxes, velocities, strict=True):
             record = self.tracklets[track_id]
             record.last_camera = camera
             if record.first_velocity is None:  # a young track: its displacement since it started, in the scene
                 moved = (box - record.first_box)[:2] + (box - record.first_box)[2:]
-                velocity = (moved / 2 - (record.last_camera - record.first_camera)) / (t - record.first_t)
+                velocity = (moved / 2 - (camera - record.first_camera)) / (t - record.first_t)
                 self._velocity[row] = velocity  # (a velocity filter started from zero lags for many frames)
                 if t - record.first_t >= FIRST_VELOCITY_S:
                     record.first_velocity = velocity
-            record.last_t, record.last_box, record.velocity = t, box, self._velocity[row].copy()
+            record.last_t, record.last_box, record.velocity = t, box, velocity
             record.frames += 1
 
     def _start(self, cxcywh: np.ndarray, box: np.ndarray, t: float, kit: np.ndarray) -> int:
@@ -273,14 +272,15 @@ def _match(
     pairs = []
     used_rows: set[int] = set()
     used_columns: set[int] = set()
-    for flat in order[np.isfinite(cost[order])].tolist():
+    candidates = order[np.isfinite(cost[order])]
+    for flat in candidates.tolist():
         r, c = divmod(flat, columns)
         if r not in used_rows and c not in used_columns:
             pairs.append((r, c))
             used_rows.add(r)
             used_columns.add(c)
     matched = np.array(pairs, int).reshape(-1, 2)
-    if margin > 0 and len(matched):
+    if margin > 0 and len(candidates) > len(matched):  # else no track or box had another choice
         matched = matched[~_ambiguous(cost.reshape(len(tracks), columns), matched, margin)]
     return matched
 
