@@ -21,6 +21,9 @@ LINK_MAX_GAP_S = 10.0  # the longest absence that linking bridges (a pan can lea
 LINK_GATE = 1.0  # the largest centre distance, in box heights, at the moment B starts...
 LINK_GATE_PER_S = 0.6  # ...widening by this per second of absence
 LINK_AHEAD_S = 0.5  # how far A's last velocity is followed into the gap (and B's first one back)
+# A's end velocity counts in full once A was followed this long, less before: a few frames' motion is mostly noise
+# (two people's boxes merging, a partly hidden one), and at a chunk's start every tracklet is that young
+LINK_TRUST_S = 1.0
 LINK_TURN_S = 0.2  # cost of B starting at another velocity than A ended with: box heights per (box height per s)
 KIT_GATE = 14.0  # the largest kit colour distance (Lab, lightness half) between linked tracklets
 MAX_KIT_SAMPLES = 64  # per track: enough for a stable median, bounded memory on long videos
@@ -124,10 +127,11 @@ def link_cost(a: Segment, b: Segment) -> float:
         return float("inf")
     ahead = min(gap, LINK_AHEAD_S)
     height = max((ha + hb) / 2, 1e-6)
-    distance = float(np.linalg.norm(_centre(b.first_box) - _centre(a.last_box) - a.velocity * ahead)) / height
+    velocity = a.velocity * min(1.0, (a.last_t - a.first_t) / LINK_TRUST_S)
+    distance = float(np.linalg.norm(_centre(b.first_box) - _centre(a.last_box) - velocity * ahead)) / height
     if b.first_velocity is not None:  # B followed back in time should meet A too, and move as A did
         back = float(np.linalg.norm(_centre(a.last_box) - _centre(b.first_box) + b.first_velocity * ahead)) / height
-        turn = float(np.linalg.norm(b.first_velocity - a.velocity)) / height * LINK_TURN_S
+        turn = float(np.linalg.norm(b.first_velocity - velocity)) / height * LINK_TURN_S
         distance = (distance + back) / 2 + turn
     kit = 0.0 if a.kit is None or b.kit is None else float(kit_distance(a.kit[None], b.kit[None])[0, 0])
     if distance > LINK_GATE + LINK_GATE_PER_S * gap or kit > KIT_GATE:

@@ -166,6 +166,19 @@ def test_linking_follows_both_ends_motion() -> None:
     assert link([a, back, on]) == {1: 1, 2: 2, 3: 1}
 
 
+def test_a_young_tracklets_end_velocity_counts_less() -> None:
+    """A tracklet followed for a few frames ends with a velocity that is mostly noise (at a chunk's start every
+    tracklet is that young): B starting right where it ended continues it. The same velocity at the end of two
+    seconds followed is believed: B is not where that A was heading."""
+    away = np.array([1.0, 0.5])  # box heights are 0.25: half a second on, A would be two box heights away
+    ended = np.array(_box(0.5, 0.3))
+    b = Segment(3, 1.0, 3.0, np.array(_box(0.52, 0.3)), np.array(_box(0.9, 0.3)), np.zeros(2), 20, None)
+    young = Segment(1, 0.1, 0.5, np.array(_box(0.45, 0.3)), ended, away, 5, None)
+    followed = Segment(2, -1.5, 0.5, np.array(_box(0.1, 0.3)), ended, away, 20, None)
+    assert link([young, b]) == {1: 1, 3: 1}
+    assert link([followed, b]) == {2: 2, 3: 3}
+
+
 def test_the_trackers_iou_from_centres_is_the_iou_of_the_corners() -> None:
     """The association's IoU works on centre-size boxes and the centre offsets it has already: the same figures as
     `boxes.iou` on the corners, for boxes apart, touching, overlapping and nested."""
