@@ -10,6 +10,7 @@ import av
 import pytest
 from detector_clips import Clip, CliResult
 
+from detector.bench import BenchResult
 from detector.output import read_detections
 from devtools.scoring import score
 
@@ -72,6 +73,14 @@ def test_bench_json_reports_three_loops(small_clip: Clip, run_cli: Callable[...,
     assert (report["frames"], report["batch_size"], report["tiles"]) == (8, 4, "off")
     assert all(report[k] > 0 for k in ("pure_inference_fps", "end_to_end_fps", "seed_style_fps"))
     assert report["model_inputs_per_frame"] == 1.0  # the whole frame only
+
+
+def test_bench_json_gives_the_tracking_share_to_three_places() -> None:
+    """Rounded to two, a share of 0.034 would read as the 0.03 goal met."""
+    result = BenchResult(100.123, 90.456, 40.789, 8, "off", 120, 1.0, tracking_share=0.03449)
+    report = result.to_json()
+    assert report["tracking_share"] == 0.034
+    assert (report["pure_inference_fps"], report["end_to_end_fps"]) == (100.12, 90.46)
 
 
 def test_bench_with_auto_tiles_prints_the_grid_and_its_cost(
