@@ -63,7 +63,7 @@ class VideoTracks:
     ) -> Detections:
         """One frame, rows kept in their order (best score first): the tracked people and every face."""
         boxes, scores = detections.boxes[people], detections.scores[people]
-        ids = self.tracker.update(boxes, scores, t, kits, self.camera.shift(image, boxes))
+        ids = self.tracker.update(boxes, scores, t, kits, self.camera.shift(image, t, boxes))
         tracks = np.full(len(detections), -1, np.int32)
         tracks[people] = ids
         if len(ids):

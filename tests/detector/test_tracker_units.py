@@ -136,11 +136,32 @@ def test_camera_motion_is_measured_on_the_background_not_the_people() -> None:
         image = np.ascontiguousarray(field[:, 6 * frame : 6 * frame + 320])
         x = 100 + 20 * frame
         image[60:160, x : x + 40] = 255
-        shifts.append(camera.shift(image, np.array([[x / 320, 60 / 180, (x + 40) / 320, 160 / 180]])))
+        shifts.append(camera.shift(image, frame / 10, np.array([[x / 320, 60 / 180, (x + 40) / 320, 160 / 180]])))
     assert shifts[0] is None  # nothing to compare the first frame with
     for shift in shifts[1:]:
         assert shift is not None
         assert abs(shift[0] * 180 + 6) < 1.5 and abs(shift[1] * 180) < 1.5  # frame heights: 6 px of 180 to the left
+
+
+def test_at_25_fps_the_frames_between_measurements_get_the_measured_velocity() -> None:
+    """A pan speeding up from 4 to 10 px a frame at 25 fps: the picture is correlated on every second frame only,
+    the frames between get the last measured velocity, and each measurement corrects what the guesses missed, so the
+    camera's offset is right again on every measured frame (at 10 fps every frame is measured: the test above)."""
+    rng = np.random.default_rng(0)
+    field = cv2.GaussianBlur(rng.integers(0, 255, (180, 700, 3), np.uint8), (0, 0), 2)
+    steps = [4, 4, 4, 10, 10, 10, 10, 10]
+    offsets = np.cumsum([0, *steps])
+    camera = CameraMotion(aspect=320 / 180)
+    moved = []
+    for frame, offset in enumerate(offsets.tolist()):
+        shift = camera.shift(np.ascontiguousarray(field[:, offset : offset + 320]), frame / 25)
+        moved.append(None if shift is None else -float(shift[0]) * 180)  # px the picture moved left
+    assert moved[0] is None and all(m is not None for m in moved[1:])
+    total = np.cumsum([0.0, *moved[1:]])
+    measured = [1, 3, 5, 7]  # each 0.08 s after the one before; the frames between are 0.04 s after
+    assert np.abs(total[measured] - offsets[measured]).max() < 3  # four measurements of about a pixel each
+    assert abs(moved[4] - 4) < 1.5  # a guess: the velocity measured over frames 1-3, before the pan sped up
+    assert abs(moved[6] - 10) < 1.5
 
 
 def test_an_ambiguous_match_starts_a_new_tracklet_instead_of_guessing() -> None:
