@@ -6,15 +6,12 @@ import numpy as np
 
 
 def areas(boxes: np.ndarray) -> np.ndarray:
-    return np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    return np.maximum(boxes[..., 2] - boxes[..., 0], 0) * np.maximum(boxes[..., 3] - boxes[..., 1], 0)
 
 
 def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) intersection areas."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    size = np.maximum(bottom_right - top_left, 0)
-    return size[..., 0] * size[..., 1]
+    return _intersections(a[:, None], b[None, :])
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -26,9 +23,18 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) intersection over the smaller box: 1 when one box lies inside the other (a cut-off part)."""
-    inter = intersections(a, b)
-    smaller = np.minimum(areas(a)[:, None], areas(b)[None, :])
-    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)
+    return paired_ios(a[:, None], b[None, :])
+
+
+def paired_ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`ios` of boxes paired by broadcasting: of a[i] and b[i] for two (n, 4) arrays (not all n x n pairs)."""
+    smaller = np.minimum(areas(a), areas(b))
+    return np.where(smaller > 0, _intersections(a, b) / np.maximum(smaller, 1e-12), 0.0)
+
+
+def _intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    size = np.maximum(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0)
+    return size[..., 0] * size[..., 1]
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:

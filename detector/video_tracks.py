@@ -4,13 +4,14 @@ say what tracking costs."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from detector.boxes import intersections, ios
+from detector.boxes import intersections, paired_ios
 from detector.camera import CameraMotion
 from detector.detections import Detections
 from detector.kits import kit_samples, torso_regions
@@ -37,7 +38,7 @@ class VideoTracks:
         holds most of it. `image` (RGB, any scale) gives the kit colours, sampled for the whole batch at once (numpy's
         per-call cost is most of it)."""
         started = time.thread_time()
-        split = [_people_and_faces(detections) for detections, _, _ in frames]
+        split = _people_and_faces([detections for detections, _, _ in frames])
         pictures = {i: image for i, (_, _, image) in enumerate(frames) if image is not None}
         regions = []
         for i in pictures:
@@ -101,13 +102,30 @@ class VideoTracks:
         return resolution, lambda dets: relabel(dets, resolution, self.threshold)
 
 
-def _people_and_faces(detections: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows of the frame's person boxes (less duplicates) and of its other boxes (faces), and each face's holder:
-    its person's position among those rows (see `_holder`)."""
-    is_person = detections.labels == "person"
+def _people_and_faces(batch: list[Detections]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For each frame of a batch: the rows of its person boxes (less duplicates) and of its other boxes (faces), and
+    each face's holder: its person's position among those rows (see `_holder`). The duplicates are found for the
+    whole batch in one pass (numpy's per-call cost, not the arithmetic, is most of it)."""
+    counts = np.array([len(detections) for detections in batch])
+    ends = np.cumsum(counts)
+    is_person = np.concatenate([detections.labels for detections in batch]) == "person"
     people, faces = np.flatnonzero(is_person), np.flatnonzero(~is_person)
-    people = people[_unique(detections.boxes[people], detections.scores[people])]
-    return people, faces, _holder(detections.boxes[faces], detections.boxes[people])
+    boxes = np.concatenate([detections.boxes for detections in batch])[people]
+    scores = np.concatenate([detections.scores for detections in batch])[people]
+    people = people[_unique(boxes, scores, np.searchsorted(ends, people, side="right"))]
+    split = []
+    for detections, start, (p0, p1), (f0, f1) in zip(
+        batch, (ends - counts).tolist(), _bounds(people, ends), _bounds(faces, ends), strict=True
+    ):
+        rows, others = people[p0:p1] - start, faces[f0:f1] - start
+        split.append((rows, others, _holder(detections.boxes[others], detections.boxes[rows])))
+    return split
+
+
+def _bounds(rows: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
+    """Where each frame's rows start and end in `rows` (sorted rows of the batch; a frame's rows end at `ends`)."""
+    cuts = [0, *np.searchsorted(rows, ends).tolist()]
+    return list(itertools.pairwise(cuts))
 
 
 def _holder(faces: np.ndarray, people: np.ndarray) -> np.ndarray:
@@ -121,11 +139,13 @@ def _holder(faces: np.ndarray, people: np.ndarray) -> np.ndarray:
     return np.where(held, best, -1)
 
 
-def _unique(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Which person boxes to keep: not those lying mostly inside a better-scoring one (a second box on one person:
-    with two, the tracker would follow both, and the team vote would see the wrong part of the kit)."""
-    if len(boxes) < 2:
-        return np.ones(len(boxes), bool)
-    inside = ios(boxes, boxes)
-    better = scores[None, :] > scores[:, None]
-    return ~np.any((inside >= DUPLICATE_IOS) & better, axis=1)
+def _unique(boxes: np.ndarray, scores: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Which person boxes to keep: not those lying mostly inside a better-scoring one of their frame (a second box on
+    one person: with two, the tracker would follow both, and the team vote would see the wrong part of the kit).
+    `frame`: each box's frame, ascending; every pair of boxes of a frame is compared (not all pairs of the batch)."""
+    per_frame = np.bincount(frame)
+    sizes, first = per_frame[frame], (np.cumsum(per_frame) - per_frame)[frame]
+    rows = np.repeat(np.arange(len(boxes)), sizes)
+    others = np.repeat(first, sizes) + np.arange(len(rows)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    covered = (paired_ios(boxes[rows], boxes[others]) >= DUPLICATE_IOS) & (scores[others] > scores[rows])
+    return np.bincount(rows[covered], minlength=len(boxes)) == 0

@@ -7,9 +7,11 @@ import numpy as np
 
 from detector.boxes import iou
 from detector.camera import CameraMotion
+from detector.detections import Detections
 from detector.kits import OFFICIAL, OFFICIAL_STRIPES, assign_teams, kit_distance, kit_samples
 from detector.tracking import ByteTracker, _iou
 from detector.tracks import Segment, link
+from detector.video_tracks import VideoTracks
 
 RED, BLUE, STRIPES = [45.0, 50.0, 35.0, 0.0], [40.0, 15.0, -45.0, 0.0], [50.0, 0.0, 0.0, 0.3]
 
@@ -162,6 +164,21 @@ def test_at_25_fps_the_frames_between_measurements_get_the_measured_velocity() -
     assert np.abs(total[measured] - offsets[measured]).max() < 3  # four measurements of about a pixel each
     assert abs(moved[4] - 4) < 1.5  # a guess: the velocity measured over frames 1-3, before the pan sped up
     assert abs(moved[6] - 10) < 1.5
+
+
+def test_a_second_box_on_a_person_is_dropped_in_its_own_frame_only() -> None:
+    """A box lying inside a better one of its frame (a person's half cut by a tile border) is no second person; in
+    the next frame of the batch, without the better box, it is the person (and the face in it is theirs)."""
+    whole, half, face = _box(0.3, 0.2), _box(0.3, 0.2, h=0.12), _box(0.33, 0.21, w=0.04, h=0.04)
+    first = Detections(np.array([whole, half, face], np.float32), np.array([0.9, 0.6, 0.8], np.float32),
+                       np.array(["person", "person", "face"]))  # fmt: skip
+    second = Detections(
+        np.array([face, half], np.float32), np.array([0.8, 0.6], np.float32), np.array(["face", "person"])
+    )
+    tracks = VideoTracks(threshold=0.5, teams=2, aspect=16 / 9)
+    one, two = tracks.step_batch([(first, 0.0, None), (second, 0.1, None)])
+    assert one.labels.tolist() == ["person", "face"] and one.track_ids.tolist() == [1, 1]
+    assert two.labels.tolist() == ["face", "person"] and two.track_ids[0] == two.track_ids[1] > 0
 
 
 def test_an_ambiguous_match_starts_a_new_tracklet_instead_of_guessing() -> None:
