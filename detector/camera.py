@@ -6,8 +6,8 @@ wrong first association (two people crossing, a missed box) then moves every tra
 says how the picture moved whatever the people do, as BoT-SORT's camera-motion compensation does: here by phase
 correlation of two small grey images (a global translation; zoom and rotation are left to the tracker's gates).
 Cheap: the frame is subsampled by striding to about `WIDTH` pixels, no resize; and at high frame rates the picture is
-correlated every `MEASURE_EVERY_S` only (every second frame at 25 fps, every third at 30), the frames between given
-the camera's last measured velocity (a pan hardly changes speed in a few hundredths of a second, and the next
+correlated every `MEASURE_EVERY_S` only (every second frame at 25 fps, every third at 30), while the frames between
+get the camera's last measured velocity (a pan hardly changes speed in a few hundredths of a second, and the next
 measurement corrects what the guess missed, so the camera's offset is exact again on every measured frame).
 """
 
