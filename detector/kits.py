@@ -76,7 +76,7 @@ def kit_samples(images: Sequence[np.ndarray], regions: Sequence[np.ndarray]) -> 
         px, limit = pixels[usable], sizes[usable].astype(int) - 1
         xs = np.minimum(np.maximum((px[:, 0:1] + (px[:, 2:3] - px[:, 0:1]) * _AT).astype(int), 0), limit[:, 0:1])
         ys = np.minimum(np.maximum((px[:, 1:2] + (px[:, 3:4] - px[:, 1:2]) * _AT).astype(int), 0), limit[:, 1:2])
-        taken = np.cumsum(usable)[np.array(ends) - 1].tolist()  # usable rows up to each image's last
+        taken = np.concatenate([[0], np.cumsum(usable)])[ends].tolist()  # usable rows up to each image's end
         parts = zip(images, _split(xs, taken), _split(ys, taken), strict=True)
         rgb = np.concatenate([image[y[:, :, None], x[:, None, :]] for image, x, y in parts])
         out[usable] = _kit(rgb_to_lab(rgb.reshape(len(px), -1, 3)))

@@ -127,6 +127,16 @@ def test_a_batch_of_frames_samples_each_frames_kits_as_alone() -> None:
     assert not np.array_equal(batch[0][1], batch[1][0])  # the same box, another picture
 
 
+def test_kit_samples_of_a_batch_whose_first_frame_has_no_people() -> None:
+    """A batch may start with frames where nobody was found: the next frame's kits are still its own."""
+    rng = np.random.default_rng(2)
+    empty, image = rng.integers(0, 256, (90, 160, 3), np.uint8), rng.integers(0, 256, (300, 200, 3), np.uint8)
+    boxes = np.array([[0.1, 0.1, 0.5, 0.9], [0.5, 0.2, 0.9, 0.6]], np.float32)
+    batch = kit_samples([empty, image], [np.zeros((0, 4), np.float32), boxes])
+    assert len(batch[0]) == 0
+    np.testing.assert_array_equal(batch[1], kit_samples([image], [boxes])[0])
+
+
 def test_camera_motion_is_measured_on_the_background_not_the_people() -> None:
     """A textured picture pans 6 px right to left while a 'person' (a bright block, blanked out by its box) walks
     the other way: the measured shift is the picture's."""
