@@ -190,8 +190,8 @@ class ByteTracker:
             record = self.tracklets[track_id]
             record.last_camera = camera
             if record.first_velocity is None:  # a young track: its displacement since it started, in the scene
-                moved = (box - record.first_box)[:2] + (box - record.first_box)[2:]
-                velocity = (moved / 2 - (camera - record.first_camera)) / (t - record.first_t)
+                moved = box - record.first_box  # both corners: their mean is the centre's displacement
+                velocity = ((moved[:2] + moved[2:]) / 2 - (camera - record.first_camera)) / (t - record.first_t)
                 self._velocity[row] = velocity  # (a velocity filter started from zero lags for many frames)
                 if t - record.first_t >= FIRST_VELOCITY_S:
                     record.first_velocity = velocity
