@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.boxes import ios
+from detector.boxes import ios, iou
 from detector.kits import KIT_DIMENSIONS, kit_distance
 
 # Low-score boxes (ByteTrack's second association) start here. Such a box is mostly a person partly hidden, and the
@@ -24,6 +24,10 @@ from detector.kits import KIT_DIMENSIONS, kit_distance
 LOW_SCORE = 0.2
 FIRST_VELOCITY_S = 0.3  # a tracklet's starting velocity is measured over this long
 DUPLICATE_IOS = 0.5  # an unmatched box this much inside (intersection over the smaller) a matched one is a duplicate
+# Between frames the tracker associates in full (see `ByteTracker.carry`), a box continues the previous frame's box
+# it overlaps by CARRY_IOU or more, when no other pair of the two frames overlaps by CARRY_RIVAL_IOU
+CARRY_IOU = 0.5
+CARRY_RIVAL_IOU = 0.1
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,9 @@ class ByteTracker:
         self._kit = np.zeros((0, KIT_DIMENSIONS), np.float32)  # running mean of the kit colour (NaN: unknown)
         self._in_last = np.zeros(0, bool)  # matched in the previous frame (may take low-score boxes)
         self._camera = np.zeros(2, np.float32)  # how far the picture has moved since the first frame
+        self._carried_camera: np.ndarray | None = None  # the camera's motion over the frames carried since `update`
+        self._last_boxes = np.zeros((0, 4), np.float32)  # the previous frame's tracked boxes (normalized) and ids
+        self._last_ids = np.zeros(0, np.int32)
         self._scale = np.array([options.aspect, 1, options.aspect, 1], np.float32)  # normalized xyxy to frame heights
 
     def update(
@@ -97,10 +104,15 @@ class ByteTracker:
         track with it; without it, the camera's motion is guessed from the boxes."""
         opts = self.options
         kits = np.full((len(boxes), KIT_DIMENSIONS), np.nan, np.float32) if kits is None else kits
-        boxes = np.asarray(boxes, np.float32) * self._scale
+        given = np.asarray(boxes, np.float32)
+        boxes = given * self._scale
         dt = 0.0 if self._t is None else max(t - self._t, 1e-3)
         self._t = t
         self._cxcywh[:, :2] += self._velocity * dt
+        if self._carried_camera is not None:
+            self._cxcywh[:, :2] += self._carried_camera
+            self._camera += self._carried_camera
+            self._carried_camera = None
         if camera is not None:
             self._cxcywh[:, :2] += camera
             self._camera += camera
@@ -156,6 +168,37 @@ class ByteTracker:
             self._ids, self._cxcywh, self._velocity = self._ids[keep], self._cxcywh[keep], self._velocity[keep]
             self._seen, self._in_last, self._kit = self._seen[keep], self._in_last[keep], self._kit[keep]
         self._velocity[~self._in_last] *= 0.5 ** (dt / 1.0)  # an unseen track's motion fades: people stop, turn
+        tracked = ids >= 0
+        self._last_boxes, self._last_ids = given[tracked], ids[tracked]
+        return ids
+
+    def carry(self, boxes: np.ndarray, scores: np.ndarray, t: float, camera: np.ndarray | None) -> np.ndarray | None:
+        """The frame's track ids when it plainly continues the previous frame, else None (call `update`): each box
+        tracked in the previous frame overlaps one box of this one (CARRY_IOU), one to one, no other pair of them
+        overlaps (CARRY_RIVAL_IOU), the boxes left over are below the high score (`update` would start nothing with
+        them: -1), and the camera's motion is known. Such a frame is a few hundredths of a second from the last at
+        broadcast rates: the tracks' records move on (their last box and time, a frame more), while their motion
+        state waits for the next `update`, which sees them as last seen at its own previous call."""
+        if camera is None or (len(scores) and scores.min() < self.options.low):
+            return None
+        overlap = iou(self._last_boxes, boxes)
+        strong = overlap >= CARRY_IOU
+        matched = strong.any(axis=0)
+        if (  # one to one: as many strong pairs as tracked boxes, in distinct rows and columns, and no other overlap
+            (overlap >= CARRY_RIVAL_IOU).sum() != len(self._last_boxes)
+            or matched.sum() != len(self._last_boxes)
+            or (scores[~matched] >= self.options.high).any()
+        ):
+            return None
+        ids = np.full(len(boxes), -1, np.int32)
+        ids[matched] = self._last_ids[strong[:, matched].argmax(axis=0)]
+        carried = camera if self._carried_camera is None else self._carried_camera + camera
+        self._carried_camera, self._last_boxes, self._last_ids = carried, boxes[matched], ids[matched]
+        at_camera = self._camera + carried  # shared by this frame's records: never changed in place
+        for track_id, box in zip(self._last_ids.tolist(), self._last_boxes * self._scale, strict=True):
+            record = self.tracklets[track_id]
+            record.last_t, record.last_box, record.last_camera = t, box, at_camera
+            record.frames += 1
         return ids
 
     def _match(

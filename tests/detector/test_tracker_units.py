@@ -243,3 +243,70 @@ def test_the_trackers_iou_from_centres_is_the_iou_of_the_corners() -> None:
     expected = iou(corners(tracks), corners(dets))
     assert ((expected > 0) & (expected < 1)).sum() > 50 and (expected == 0).sum() > 50  # both kinds are exercised
     np.testing.assert_allclose(_iou(tracks, dets, offset), expected, atol=1e-9)
+
+
+def test_frames_that_plainly_continue_the_last_are_carried_with_the_ids_full_tracking_gives() -> None:
+    """At 25 fps, four people apart, walking while the camera pans: tracked in full on every third frame and carried
+    on the others, they get the ids, last boxes, times, frame counts and camera offsets that tracking in full on
+    every frame gives; the motion state is that of a tracker that saw every third frame only, with the camera's
+    motion in between summed."""
+    full, carrying, sparse = ByteTracker(), ByteTracker(), ByteTracker()
+    pan = np.array([0.03, 0.0], np.float32)  # frame heights per frame: the picture moves right
+    summed = np.zeros(2, np.float32)
+    for frame in range(21):
+        t, x, y = frame / 25, 0.03 * frame * 9 / 16, 0.003 * frame
+        boxes = np.array([_box(x + 0.05, 0.3 + y), _box(x + 0.2, 0.4 - y), _box(x + 0.35, 0.3 + y), _box(x + 0.5, 0.4)])
+        scores = np.array([0.9, 0.8, 0.9, 0.3 if frame == 10 else 0.9])  # a low score: still carried
+        camera = None if frame == 0 else pan
+        expected = full.update(boxes, scores, t, camera=camera)
+        ids = carrying.carry(boxes, scores, t, camera) if frame % 3 else None
+        assert (ids is None) == (frame % 3 == 0), frame
+        ids = carrying.update(boxes, scores, t, camera=camera) if ids is None else ids
+        assert ids.tolist() == expected.tolist() == [1, 2, 3, 4], frame
+        summed = summed + (0 if camera is None else camera)
+        if frame % 3 == 0:
+            sparse.update(boxes, scores, t, camera=None if frame == 0 else summed)
+            summed = np.zeros(2, np.float32)
+    for track_id, record in full.tracklets.items():
+        other = carrying.tracklets[track_id]
+        assert (other.last_t, other.frames) == (record.last_t, record.frames) == (20 / 25, 21)
+        np.testing.assert_allclose(other.last_box, record.last_box)
+        np.testing.assert_allclose(other.last_camera, record.last_camera, atol=1e-6)
+        assert abs(other.last_camera[0] - 20 * 0.03) < 1e-5  # the pan of 20 frames, carried ones included
+        np.testing.assert_allclose(other.velocity, sparse.tracklets[track_id].velocity, atol=1e-6)
+
+
+def test_a_frame_is_tracked_in_full_when_it_does_not_plainly_continue_the_last() -> None:
+    """Boxes that overlap each other, a tracked box missing, a new high-score box or an unknown camera motion: the
+    carry declines (the full association decides); a low-score box overlapping nobody is left out (-1)."""
+    tracker = ByteTracker()
+    two = np.array([_box(0.2, 0.3), _box(0.6, 0.3)])
+    tracker.update(two, np.full(2, 0.9), 0.0, camera=np.zeros(2))
+    still = np.zeros(2, np.float32)
+    close = np.array([_box(0.2, 0.3), _box(0.25, 0.3)])  # the second person walked into the first
+    assert tracker.carry(close, np.full(2, 0.9), 0.04, still) is None
+    assert tracker.carry(two[:1], np.full(1, 0.9), 0.04, still) is None
+    with_new = np.concatenate([two, [_box(0.85, 0.5)]])
+    assert tracker.carry(with_new, np.full(3, 0.9), 0.04, still) is None
+    assert tracker.carry(two, np.full(2, 0.9), 0.04, None) is None
+    ids = tracker.carry(with_new, np.array([0.9, 0.9, 0.3]), 0.04, still)
+    assert ids is not None and ids.tolist() == [1, 2, -1]
+
+
+def test_at_25_fps_a_person_appearing_between_full_associations_is_tracked_with_their_kit() -> None:
+    """Every third frame is associated in full, the others carried; a newcomer on a carried frame makes it a full
+    association, with the kit colours sampled for that frame alone (the newcomer's team vote starts there)."""
+    rng = np.random.default_rng(4)
+    picture = cv2.GaussianBlur(rng.integers(0, 255, (180, 320, 3), np.uint8), (0, 0), 2)
+    tracks = VideoTracks(threshold=0.5, teams=2, aspect=320 / 180)
+    two = [_box(0.1, 0.3), _box(0.5, 0.3)]
+    frames = []
+    for frame in range(5):
+        boxes = two + ([_box(0.8, 0.2)] if frame == 4 else [])  # the newcomer on frame 4: after 3, before 6
+        people = Detections(
+            np.array(boxes, np.float32), np.full(len(boxes), 0.9, np.float32), np.array(["person"] * len(boxes))
+        )
+        frames.append((people, frame / 25, picture))
+    tracked = tracks.step_batch(frames)
+    assert [d.track_ids.tolist() for d in tracked] == [[1, 2]] * 4 + [[1, 2, 3]]
+    assert tracks.kits.vote([3]) is not None
