@@ -300,7 +300,7 @@ def test_at_25_fps_a_person_appearing_between_full_associations_is_tracked_with_
     picture = cv2.GaussianBlur(rng.integers(0, 255, (180, 320, 3), np.uint8), (0, 0), 2)
     tracks = VideoTracks(threshold=0.5, teams=2, aspect=320 / 180)
     two = [_box(0.1, 0.3), _box(0.5, 0.3)]
-    frames = []
+    frames: list[tuple[Detections, float, np.ndarray | None]] = []
     for frame in range(5):
         boxes = two + ([_box(0.8, 0.2)] if frame == 4 else [])  # the newcomer on frame 4: after 3, before 6
         people = Detections(
