@@ -191,7 +191,8 @@ class ByteTracker:
         ):
             return None
         ids = np.full(len(boxes), -1, np.int32)
-        ids[matched] = self._last_ids[strong[:, matched].argmax(axis=0)]
+        rows, columns = np.nonzero(strong)
+        ids[columns] = self._last_ids[rows]
         carried = camera if self._carried_camera is None else self._carried_camera + camera
         self._carried_camera, self._last_boxes, self._last_ids = carried, boxes[matched], ids[matched]
         at_camera = self._camera + carried  # shared by this frame's records: never changed in place

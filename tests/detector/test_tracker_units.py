@@ -291,6 +291,10 @@ def test_a_frame_is_tracked_in_full_when_it_does_not_plainly_continue_the_last()
     assert tracker.carry(two, np.full(2, 0.9), 0.04, None) is None
     ids = tracker.carry(with_new, np.array([0.9, 0.9, 0.3]), 0.04, still)
     assert ids is not None and ids.tolist() == [1, 2, -1]
+    nobody = ByteTracker()  # nobody tracked yet: a low-score box alone is left out too
+    nobody.update(np.zeros((0, 4)), np.zeros(0), 0.0, camera=still)
+    ids = nobody.carry(np.array([_box(0.5, 0.5)]), np.array([0.3]), 0.04, still)
+    assert ids is not None and ids.tolist() == [-1]
 
 
 def test_at_25_fps_a_person_appearing_between_full_associations_is_tracked_with_their_kit() -> None:
