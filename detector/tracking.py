@@ -187,6 +187,7 @@ class ByteTracker:
         if (  # one to one: as many strong pairs as tracked boxes, in distinct rows and columns, and no other overlap
             (overlap >= CARRY_RIVAL_IOU).sum() != len(self._last_boxes)
             or matched.sum() != len(self._last_boxes)
+            or not strong.any(axis=1).all()
             or (scores[~matched] >= self.options.high).any()
         ):
             return None

@@ -277,8 +277,9 @@ def test_frames_that_plainly_continue_the_last_are_carried_with_the_ids_full_tra
 
 
 def test_a_frame_is_tracked_in_full_when_it_does_not_plainly_continue_the_last() -> None:
-    """Boxes that overlap each other, a tracked box missing, a new high-score box or an unknown camera motion: the
-    carry declines (the full association decides); a low-score box overlapping nobody is left out (-1)."""
+    """Boxes that overlap each other, a tracked box missing, a new high-score box, an unknown camera motion or two
+    boxes on one tracked box: the carry declines (the full association decides); a low-score box overlapping nobody
+    is left out (-1)."""
     tracker = ByteTracker()
     two = np.array([_box(0.2, 0.3), _box(0.6, 0.3)])
     tracker.update(two, np.full(2, 0.9), 0.0, camera=np.zeros(2))
@@ -289,6 +290,8 @@ def test_a_frame_is_tracked_in_full_when_it_does_not_plainly_continue_the_last()
     with_new = np.concatenate([two, [_box(0.85, 0.5)]])
     assert tracker.carry(with_new, np.full(3, 0.9), 0.04, still) is None
     assert tracker.carry(two, np.full(2, 0.9), 0.04, None) is None
+    split = np.array([_box(0.2, 0.3), _box(0.21, 0.3)])  # two boxes on the first person, the second one gone
+    assert tracker.carry(split, np.full(2, 0.9), 0.04, still) is None
     ids = tracker.carry(with_new, np.array([0.9, 0.9, 0.3]), 0.04, still)
     assert ids is not None and ids.tolist() == [1, 2, -1]
     nobody = ByteTracker()  # nobody tracked yet: a low-score box alone is left out too
