@@ -317,3 +317,26 @@ def test_at_25_fps_a_person_appearing_between_full_associations_is_tracked_with_
     tracked = tracks.step_batch(frames)
     assert [d.track_ids.tolist() for d in tracked] == [[1, 2]] * 4 + [[1, 2, 3]]
     assert tracks.kits.vote([3]) is not None
+
+
+def test_no_frame_gives_one_track_to_two_boxes() -> None:
+    """Random frames at 25 fps, carried where they can be and associated in full where not: people jitter, vanish,
+    appear, change score, get a second box; the camera's motion is sometimes unknown. Each id is used once per frame."""
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        tracker, previous = ByteTracker(), np.zeros((0, 4), np.float32)
+        for frame in range(30):
+            if rng.random() < 0.6:  # the last frame's boxes moved a little, perhaps one fewer
+                boxes = (previous + rng.normal(0, 0.005, previous.shape))[: len(previous) - (rng.random() < 0.2)]
+                if len(boxes) >= 2 and rng.random() < 0.2:  # a second box on the first person, the last one gone
+                    boxes = np.concatenate([boxes[:1] + 0.004, boxes[:-1]])
+            else:
+                corner = rng.uniform(0, 0.8, (int(rng.integers(0, 6)), 2))
+                boxes = np.concatenate([corner, corner + rng.uniform(0.02, 0.3, corner.shape)], axis=1)
+            previous = boxes.astype(np.float32)
+            scores = rng.uniform(0.2, 1.0, len(previous))
+            camera = None if rng.random() < 0.1 else rng.normal(0, 0.01, 2)
+            ids = tracker.carry(previous, scores, frame / 25, camera) if frame % 3 else None
+            ids = tracker.update(previous, scores, frame / 25, camera=camera) if ids is None else ids
+            tracked = ids[ids >= 0].tolist()
+            assert len(ids) == len(previous) and len(set(tracked)) == len(tracked)
