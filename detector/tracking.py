@@ -24,8 +24,8 @@ from detector.kits import KIT_DIMENSIONS, kit_distance
 LOW_SCORE = 0.2
 FIRST_VELOCITY_S = 0.3  # a tracklet's starting velocity is measured over this long
 DUPLICATE_IOS = 0.5  # an unmatched box this much inside (intersection over the smaller) a matched one is a duplicate
-# Between frames the tracker associates in full (see `ByteTracker.carry`), a box continues the previous frame's box
-# it overlaps by CARRY_IOU or more, when no other pair of the two frames overlaps by CARRY_RIVAL_IOU
+# On a frame between two full associations (`ByteTracker.carry`), a box continues the previous frame's box it overlaps
+# by CARRY_IOU or more, when no other pair of the two frames' boxes overlaps by CARRY_RIVAL_IOU
 CARRY_IOU = 0.5
 CARRY_RIVAL_IOU = 0.1
 

@@ -21,8 +21,8 @@ from detector.tracks import KitVotes, Resolution, Segment, relabel, resolve
 # The tracker associates in full (and kit colours are sampled) at most this often: every frame up to 11 analyzed
 # frames a second, every third at 25 and 30. The frames between are carried over when they plainly continue the last
 # one (`ByteTracker.carry`), and tracked in full when they do not. Why: at broadcast rates a frame moves people a few
-# pixels, and a full association on every one costs the most while helping the least (nine generated 25 fps scenes
-# tracked every third frame scored a higher IDF1 than on every frame)
+# pixels, and a full association on every one costs the most while helping the least (eighteen recorded 25 fps scenes
+# scored the same within their spread, and the tracker's CPU fell by a third: docs/detector.md)
 TRACK_EVERY_S = 0.09
 
 
@@ -50,7 +50,8 @@ class VideoTracks:
         full = []
         for _, t, _ in frames:
             full.append(t - self._scheduled_t >= TRACK_EVERY_S)
-            self._scheduled_t = t if full[-1] else self._scheduled_t
+            if full[-1]:
+                self._scheduled_t = t
         pictures = {i: image for i, (_, _, image) in enumerate(frames) if full[i] and image is not None}
         kits = dict(
             zip(pictures, self._kits([(frames[i][0], *split[i], image) for i, image in pictures.items()]), strict=True)
