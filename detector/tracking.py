@@ -109,13 +109,15 @@ class ByteTracker:
         dt = 0.0 if self._t is None else max(t - self._t, 1e-3)
         self._t = t
         self._cxcywh[:, :2] += self._velocity * dt
-        if self._carried_camera is not None:
-            self._cxcywh[:, :2] += self._carried_camera
-            self._camera += self._carried_camera
+        measured = self._carried_camera  # the picture's motion since the last update, carried frames' included
+        if measured is not None:
+            self._cxcywh[:, :2] += measured
+            self._camera += measured
             self._carried_camera = None
         if camera is not None:
             self._cxcywh[:, :2] += camera
             self._camera += camera
+            measured = camera if measured is None else measured + camera
         ids = np.full(len(boxes), -1, np.int32)
         det = _to_cxcywh(boxes)
         high = np.flatnonzero(scores >= opts.high)
@@ -137,6 +139,8 @@ class ByteTracker:
                 self._camera += shift
         # the final association leaves ambiguous pairs to the linking
         pairs = self._match(self._cxcywh, det[high], gates, colours, margin=opts.ambiguity)
+        if camera is not None and measured is not None:
+            pairs = self._unless_camera_wrong(pairs, measured, det[high], gates, colours)
         tracks, dets = pairs[:, 0], high[pairs[:, 1]]
         free = self._in_last.copy()
         free[tracks] = False
@@ -202,6 +206,23 @@ class ByteTracker:
             record.last_t, record.last_box, record.last_camera = t, box, at_camera
             record.frames += 1
         return ids
+
+    def _unless_camera_wrong(
+        self, pairs: np.ndarray, measured: np.ndarray, dets: np.ndarray, gates: np.ndarray, colours: np.ndarray
+    ) -> np.ndarray:
+        """A wrong peak of the camera's correlation (a repeating pattern, a cut it did not see) moves every track off
+        at once: when most tracks seen in the last frame found no box, the association without the measured motion is
+        kept if it follows more tracks."""
+        live = np.count_nonzero(self._in_last)
+        if live < 2 or len(pairs) >= live / 2:
+            return pairs
+        still = self._cxcywh.copy()
+        still[:, :2] -= measured
+        retry = self._match(still, dets, gates, colours, margin=self.options.ambiguity)
+        if len(retry) <= len(pairs):
+            return pairs
+        self._cxcywh, self._camera = still, self._camera - measured
+        return retry
 
     def _match(
         self,

@@ -340,3 +340,17 @@ def test_no_frame_gives_one_track_to_two_boxes() -> None:
             ids = tracker.update(previous, scores, frame / 25, camera=camera) if ids is None else ids
             tracked = ids[ids >= 0].tolist()
             assert len(ids) == len(previous) and len(set(tracked)) == len(tracked)
+
+
+def test_a_wrong_camera_measurement_does_not_lose_every_track() -> None:
+    """A wrong peak of the picture's correlation says the picture jumped a quarter of its height while the people
+    stood still: the tracks are not moved off their people (a true jump of the picture, with the people in it, is
+    followed)."""
+    tracker = ByteTracker()
+    three = np.array([_box(0.1, 0.3), _box(0.4, 0.35), _box(0.7, 0.3)])
+    assert tracker.update(three, np.full(3, 0.9), 0.0, camera=np.zeros(2)).tolist() == [1, 2, 3]
+    wrong = np.array([0.0, 0.23], np.float32)
+    assert tracker.update(three, np.full(3, 0.9), 0.04, camera=wrong).tolist() == [1, 2, 3]
+    jumped = three + np.array([0.0, 0.23, 0.0, 0.23])
+    assert tracker.update(jumped, np.full(3, 0.9), 0.08, camera=wrong).tolist() == [1, 2, 3]
+    assert abs(tracker.tracklets[1].last_camera[1] - 0.23) < 1e-6  # the true jump counted, the wrong one not
