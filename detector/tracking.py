@@ -111,12 +111,10 @@ class ByteTracker:
         self._cxcywh[:, :2] += self._velocity * dt
         measured = self._carried_camera  # the picture's motion since the last update, carried frames' included
         if measured is not None:
-            self._cxcywh[:, :2] += measured
-            self._camera += measured
+            self._pan(measured)
             self._carried_camera = None
         if camera is not None:
-            self._cxcywh[:, :2] += camera
-            self._camera += camera
+            self._pan(camera)
             measured = camera if measured is None else measured + camera
         ids = np.full(len(boxes), -1, np.int32)
         det = _to_cxcywh(boxes)
@@ -127,16 +125,11 @@ class ByteTracker:
         colours = kit_distance(self._kit, kits[high]) if len(self._kit) else np.zeros((0, len(high)))
         if camera is None:  # without the picture's own motion, guessed from the boxes
             pairs = self._match(self._cxcywh, det[high], gates, colours)
-            live = np.flatnonzero(self._in_last)
-            if len(pairs) < len(live) / 2 and len(live) >= 2:  # most tracks lost at once: the camera jumped
-                jump = _camera_jump(self._cxcywh[live], det[high], opts.gate)
-                self._cxcywh[:, :2] += jump
-                self._camera += jump
+            if self._most_lost(pairs):  # the camera jumped
+                self._pan(_camera_jump(self._cxcywh[self._in_last], det[high], opts.gate))
                 pairs = self._match(self._cxcywh, det[high], gates, colours)
             if len(pairs) >= 3:  # the camera moved: shift every track by the median displacement of the matches
-                shift = _median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2])
-                self._cxcywh[:, :2] += shift
-                self._camera += shift
+                self._pan(_median(det[high[pairs[:, 1]], :2] - self._cxcywh[pairs[:, 0], :2]))
         # the final association leaves ambiguous pairs to the linking
         pairs = self._match(self._cxcywh, det[high], gates, colours, margin=opts.ambiguity)
         if camera is not None and measured is not None:
@@ -213,16 +206,26 @@ class ByteTracker:
         """A wrong peak of the camera's correlation (a repeating pattern, a cut it did not see) moves every track off
         at once: when most tracks seen in the last frame found no box, the association without the measured motion is
         kept if it follows more tracks."""
-        live = np.count_nonzero(self._in_last)
-        if live < 2 or len(pairs) >= live / 2:
+        if not self._most_lost(pairs):
             return pairs
         still = self._cxcywh.copy()
         still[:, :2] -= measured
         retry = self._match(still, dets, gates, colours, margin=self.options.ambiguity)
         if len(retry) <= len(pairs):
             return pairs
-        self._cxcywh, self._camera = still, self._camera - measured
+        self._pan(-measured)
         return retry
+
+    def _most_lost(self, pairs: np.ndarray) -> bool:
+        """Whether most of the tracks seen in the last frame (two or more) found no box in `pairs`: all lost at once,
+        the picture jumped, or its measured motion is wrong."""
+        live = int(np.count_nonzero(self._in_last))
+        return live >= 2 and len(pairs) < live / 2
+
+    def _pan(self, shift: np.ndarray) -> None:
+        """Move every track with the picture (frame heights), and count it in the camera's offset."""
+        self._cxcywh[:, :2] += shift
+        self._camera += shift
 
     def _match(
         self,
